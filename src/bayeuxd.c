@@ -1,0 +1,177 @@
+/*
+ * bayeuxd.c — the daemon: command line, signals, and the server's life.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bayeux.h"
+#include "config.h"
+#include "log.h"
+
+#define EXIT_USAGE 2
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: bayeuxd [OPTION]...\n"
+	           "A Bayeux (CometD) message broker: long polling for CometD and Faye clients.\n\n"
+	           "  --listen HOST:PORT   address to serve (default 127.0.0.1:8080; port 0 picks\n"
+	           "                       a free one; [::1]:8080 for IPv6)\n"
+	           "  --path PATH          Bayeux endpoint; every path below it is the same\n"
+	           "                       endpoint (default /cometd)\n"
+	           "  --log-level LEVEL    error, warn, info or debug (default info)\n");
+	for (size_t i = 0; i < bx_nlimits; i++) {
+		const bx_limit *l = &bx_limits[i];
+		char flag[64];
+		snprintf(flag, sizeof flag, "--%s N", l->flag);
+		fprintf(f, "  %-20s %s\n  %-20s (%s; default %lld, range %lld..%lld)\n", flag,
+		        l->help, "", l->unit, (long long)l->def, (long long)l->min,
+		        (long long)l->max);
+	}
+	fprintf(f, "  --help               show this help and exit\n"
+	           "  --version            show the version and exit\n\n"
+	           "SIGINT or SIGTERM answers every held connect and exits.\n");
+}
+
+static void die_usage(const char *fmt, const char *a, const char *b)
+{
+	fprintf(stderr, "bayeuxd: ");
+	fprintf(stderr, fmt, a, b);
+	fprintf(stderr, "\nTry 'bayeuxd --help'.\n");
+	exit(EXIT_USAGE);
+}
+
+/* Parses HOST:PORT (HOST may be [v6]). */
+static void parse_listen(const char *arg, bx_config *cfg, char *host, size_t hostlen)
+{
+	const char *colon = strrchr(arg, ':');
+	if (!colon || colon == arg)
+		die_usage("--listen must be HOST:PORT, got '%s'%s", arg, "");
+	size_t n = (size_t)(colon - arg);
+	if (n >= hostlen)
+		die_usage("--listen host is too long: '%s'%s", arg, "");
+	memcpy(host, arg, n);
+	host[n] = '\0';
+	char *end;
+	errno = 0;
+	long port = strtol(colon + 1, &end, 10);
+	if (errno || *end || end == colon + 1 || port < 0 || port > 65535)
+		die_usage("--listen port must be between 0 and 65535, got '%s'%s", colon + 1, "");
+	cfg->listen_host = host;
+	cfg->listen_port = (unsigned)port;
+}
+
+static int parse_level(const char *s)
+{
+	static const char *names[] = {"error", "warn", "info", "debug"};
+	for (int i = 0; i < 4; i++)
+		if (strcmp(s, names[i]) == 0)
+			return i;
+	die_usage("--log-level must be error, warn, info or debug, got '%s'%s", s, "");
+	return -1;
+}
+
+static void parse_limit(const bx_limit *l, const char *arg, bx_config *cfg)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(arg, &end, 10);
+	if (errno || *end || end == arg || v < l->min || v > l->max) {
+		fprintf(stderr, "bayeuxd: --%s must be between %lld and %lld (%s), got '%s'\n",
+		        l->flag, (long long)l->min, (long long)l->max, l->unit, arg);
+		fprintf(stderr, "Try 'bayeuxd --help'.\n");
+		exit(EXIT_USAGE);
+	}
+	bx_limit_set(cfg, l, v);
+}
+
+enum { OPT_LISTEN = 1000, OPT_PATH, OPT_LOG, OPT_HELP, OPT_VERSION, OPT_LIMIT0 };
+
+int main(int argc, char **argv)
+{
+	bx_config cfg;
+	bx_config_init(&cfg);
+	static char host[256];
+
+	struct option opts[64];
+	size_t k = 0;
+	opts[k++] = (struct option){"listen", required_argument, NULL, OPT_LISTEN};
+	opts[k++] = (struct option){"path", required_argument, NULL, OPT_PATH};
+	opts[k++] = (struct option){"log-level", required_argument, NULL, OPT_LOG};
+	opts[k++] = (struct option){"help", no_argument, NULL, OPT_HELP};
+	opts[k++] = (struct option){"version", no_argument, NULL, OPT_VERSION};
+	for (size_t i = 0; i < bx_nlimits; i++)
+		opts[k++] = (struct option){bx_limits[i].flag, required_argument, NULL,
+		                            OPT_LIMIT0 + (int)i};
+	opts[k] = (struct option){0, 0, 0, 0};
+
+	int c;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_LISTEN:
+			parse_listen(optarg, &cfg, host, sizeof host);
+			break;
+		case OPT_PATH:
+			cfg.path = optarg;
+			break;
+		case OPT_LOG:
+			cfg.log_level = parse_level(optarg);
+			break;
+		case OPT_HELP:
+			usage(stdout);
+			return 0;
+		case OPT_VERSION:
+			printf("bayeuxd %s\n", BX_VERSION_STRING);
+			return 0;
+		case '?':
+			if (optopt)
+				die_usage("option '%s' needs a value%s", argv[optind - 1], "");
+			die_usage("unknown option '%s'%s", argv[optind - 1], "");
+			break;
+		default:
+			if (c >= OPT_LIMIT0 && c < OPT_LIMIT0 + (int)bx_nlimits)
+				parse_limit(&bx_limits[c - OPT_LIMIT0], optarg, &cfg);
+		}
+	}
+	if (optind < argc)
+		die_usage("unexpected argument '%s'%s", argv[optind], "");
+	char err[256];
+	if (bx_config_check(&cfg, err, sizeof err) != 0)
+		die_usage("%s%s", err, "");
+
+	/* Signals are taken by sigwait() below, so every thread blocks them. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	bx_server *srv;
+	if (bx_server_new(&cfg, &srv) != 0)
+		return 1;
+	int rc = bx_server_start(srv);
+	if (rc != 0) {
+		bx_error("could not start: %s", bx_strerror(rc));
+		bx_server_free(srv);
+		return 1;
+	}
+	bool v6 = strchr(cfg.listen_host, ':') && cfg.listen_host[0] != '[';
+	bx_info("bayeuxd %s listening on http://%s%s%s:%u%s", BX_VERSION_STRING, v6 ? "[" : "",
+	        cfg.listen_host, v6 ? "]" : "", bx_server_port(srv), cfg.path);
+
+	int sig = 0;
+	sigwait(&set, &sig);
+	bx_info("%s received: answering held connects and stopping",
+	        sig == SIGINT ? "SIGINT" : "SIGTERM");
+	bx_server_stop(srv);
+	bx_server_free(srv);
+	bx_info("stopped");
+	return 0;
+}

@@ -1,0 +1,110 @@
+/* config.c — defaults and ranges of every server setting (see config.h). */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define KIB      1024
+#define MIB      (1024 * 1024)
+#define F(field) offsetof(bx_config, field)
+
+const bx_limit bx_limits[] = {
+        {"timeout", "ms", BX_OPT_I64, F(timeout_ms), 30000, 0, 600000,
+         "how long a /meta/connect is held when there is nothing to deliver"},
+        {"interval", "ms", BX_OPT_I64, F(interval_ms), 0, 0, 600000,
+         "pause advised to clients between two connects"},
+        {"max-interval", "ms", BX_OPT_I64, F(max_interval_ms), 10000, 1000, 3600000,
+         "a session with no connect for interval + this long expires"},
+        {"max-body", "bytes", BX_OPT_SIZE, F(max_body), 512 * KIB, KIB, 64 * MIB,
+         "largest request body; larger gets HTTP 413"},
+        {"max-batch", "messages", BX_OPT_SIZE, F(max_batch), 4096, 1, 100000,
+         "most messages in one request; more gets HTTP 400"},
+        {"max-queue", "messages", BX_OPT_SIZE, F(max_queue), 10000, 1, 10000000,
+         "messages queued per session; past it the oldest is dropped"},
+        {"max-sessions", "sessions", BX_OPT_SIZE, F(max_sessions), 100000, 1, 10000000,
+         "sessions in total; past it handshakes get 503::too_many_sessions"},
+        {"threads", "threads", BX_OPT_UNSIGNED, F(threads), 0, 0, 256,
+         "HTTP threads (epoll loops); 0 = one per core"},
+        {"connection-timeout", "s", BX_OPT_UNSIGNED, F(connection_timeout_s), 60, 1, 3600,
+         "an idle or slow connection (not a held connect) is closed after this"},
+        {"connection-memory", "bytes", BX_OPT_SIZE, F(connection_memory), 8 * KIB, 4 * KIB, MIB,
+         "libmicrohttpd memory pool per connection (headers and replies)"},
+};
+const size_t bx_nlimits = sizeof bx_limits / sizeof bx_limits[0];
+
+int64_t bx_limit_get(const bx_config *cfg, const bx_limit *l)
+{
+	const char *p = (const char *)cfg + l->offset;
+	switch (l->type) {
+	case BX_OPT_I64:
+		return *(const int64_t *)(const void *)p;
+	case BX_OPT_SIZE:
+		return (int64_t) * (const size_t *)(const void *)p;
+	default:
+		return (int64_t) * (const unsigned *)(const void *)p;
+	}
+}
+
+void bx_limit_set(bx_config *cfg, const bx_limit *l, int64_t v)
+{
+	char *p = (char *)cfg + l->offset;
+	switch (l->type) {
+	case BX_OPT_I64:
+		*(int64_t *)(void *)p = v;
+		break;
+	case BX_OPT_SIZE:
+		*(size_t *)(void *)p = (size_t)v;
+		break;
+	default:
+		*(unsigned *)(void *)p = (unsigned)v;
+	}
+}
+
+void bx_config_init(bx_config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	cfg->listen_host = "127.0.0.1";
+	cfg->listen_port = 8080;
+	cfg->path = "/cometd";
+	cfg->log_level = BX_LOG_INFO;
+	for (size_t i = 0; i < bx_nlimits; i++)
+		bx_limit_set(cfg, &bx_limits[i], bx_limits[i].def);
+}
+
+int bx_config_check(const bx_config *cfg, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < bx_nlimits; i++) {
+		const bx_limit *l = &bx_limits[i];
+		int64_t v = bx_limit_get(cfg, l);
+		if (v < l->min || v > l->max) {
+			snprintf(err, errlen, "--%s must be between %lld and %lld (%s), got %lld",
+			         l->flag, (long long)l->min, (long long)l->max, l->unit,
+			         (long long)v);
+			return -BX_EINVAL;
+		}
+	}
+	const char *p = cfg->path;
+	if (!p || p[0] != '/' || strlen(p) > 256 || (strlen(p) > 1 && p[strlen(p) - 1] == '/') ||
+	    strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./~") !=
+	            strlen(p)) {
+		snprintf(err, errlen,
+		         "--path must start with '/', not end with '/', and use only letters, "
+		         "digits and -_./~, got '%s'",
+		         p ? p : "(null)");
+		return -BX_EINVAL;
+	}
+	if (!cfg->listen_host || !cfg->listen_host[0]) {
+		snprintf(err, errlen, "--listen needs a host");
+		return -BX_EINVAL;
+	}
+	if (cfg->listen_port > 65535) {
+		snprintf(err, errlen, "--listen port must be between 0 and 65535, got %u",
+		         cfg->listen_port);
+		return -BX_EINVAL;
+	}
+	if (cfg->log_level < BX_LOG_ERROR || cfg->log_level > BX_LOG_DEBUG) {
+		snprintf(err, errlen, "--log-level must be error, warn, info or debug");
+		return -BX_EINVAL;
+	}
+	return 0;
+}

@@ -1,0 +1,286 @@
+/*
+ * core.h — the broker's core: sessions, the subscription router, timers and
+ * the dispatcher. Nothing here knows HTTP (DESIGN: "the core knows no
+ * HTTP"): a transport turns its wire into a bx_request, hands it to
+ * bx_dispatch(), and gives the core a bx_waker to park and wake a held
+ * /meta/connect.
+ *
+ * Lock order (outer first): table lock, router lock, session lock, timer
+ * lock. No lock is held while calling into libmicrohttpd except a session
+ * lock around the transport's suspend/resume (see bx_waker).
+ */
+#ifndef BX_CORE_H
+#define BX_CORE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bayeux.h"
+#include "buf.h"
+
+/* A client id: 22 base-62 characters, about 131 random bits (PROTOCOL.md §2). */
+#define BX_ID_LEN 22
+/* Longest message id we echo (a short string or a number, PROTOCOL.md §1). */
+#define BX_MSGID_MAX 64
+/* JSON nesting accepted in a request. */
+#define BX_JSON_MAX_DEPTH 32
+/* Advice sent to the extra tab of a browser (PROTOCOL.md §4). */
+#define BX_MULTI_SESSION_INTERVAL_MS 2000
+
+/* Connection types (PROTOCOL.md §2); a server enables a set of them. */
+enum bx_conn_type {
+	BX_CT_LONG_POLLING = 1 << 0,
+	BX_CT_CALLBACK_POLLING = 1 << 1,
+};
+
+/*---- Shared serialized messages ------------------------------------------*/
+
+/*
+ * One published message, serialized once to its delivered JSON form and
+ * shared, by reference, by every subscriber queue that holds it.
+ */
+typedef struct bx_msg {
+	atomic_uint refs;
+	size_t len;
+	char data[];
+} bx_msg;
+
+/* A new message with one reference holding a copy of data, or NULL on OOM. */
+bx_msg *bx_msg_new(const char *data, size_t len);
+void bx_msg_ref(bx_msg *m);
+void bx_msg_unref(bx_msg *m);
+
+/*---- Held connects ---------------------------------------------------------*/
+
+/* Why a held connect was released. */
+enum bx_wake {
+	BX_WAKE_NONE = 0,
+	BX_WAKE_MESSAGE,    /* a message was queued */
+	BX_WAKE_TIMEOUT,    /* the poll timeout passed */
+	BX_WAKE_REPLACED,   /* a newer connect from the same client */
+	BX_WAKE_DISCONNECT, /* the session ended (disconnect or removal) */
+	BX_WAKE_SHUTDOWN,   /* the server is stopping */
+};
+
+/*
+ * How a transport parks and wakes one request. suspend() is called once,
+ * with the session lock held, when the core decides to hold the request;
+ * resume() is called once, with the session lock held, when it is released.
+ * Neither may call back into the core.
+ */
+typedef struct bx_waker {
+	void (*suspend)(void *arg);
+	void (*resume)(void *arg);
+	void *arg;
+} bx_waker;
+
+typedef struct bx_session bx_session;
+
+/* A /meta/connect parked until a wake. Owned by the transport's request. */
+typedef struct bx_hold {
+	bx_session *session; /* one reference */
+	bx_waker waker;
+	int reason;                     /* enum bx_wake; set under the session lock */
+	bool advise;                    /* the reply carries advice */
+	int64_t deadline;               /* when the poll timeout releases it */
+	char id_json[BX_MSGID_MAX + 8]; /* the request's id as JSON text, or "" */
+} bx_hold;
+
+/*---- Sessions --------------------------------------------------------------*/
+
+struct bx_session {
+	char id[BX_ID_LEN + 1];
+	char browser[BX_ID_LEN + 1]; /* BAYEUX_BROWSER cookie at handshake, or "" */
+	atomic_uint refs;
+	struct bx_server *srv;
+
+	pthread_mutex_t lock; /* guards the fields down to `expiry` */
+	bx_msg **q;           /* ring of queued messages */
+	size_t qhead, qlen, qcap;
+	size_t dropped; /* dropped on overflow since the last delivery */
+	bx_hold *hold;  /* the held connect, or NULL */
+	bool connected; /* a first connect has been answered */
+	bool removed;   /* no longer in the session table */
+	int64_t expiry; /* when the session expires unless a connect comes */
+
+	/* Guarded by the timer lock. */
+	size_t heap_idx; /* position in the timer heap, or SIZE_MAX */
+	int64_t deadline;
+
+	/* Guarded by the router's write lock. */
+	char **subs;
+	size_t nsubs, subcap;
+
+	bx_session *next; /* hash chain, guarded by the table lock */
+};
+
+void bx_session_ref(bx_session *s);
+void bx_session_unref(bx_session *s);
+
+typedef struct bx_table {
+	pthread_rwlock_t lock;
+	bx_session **buckets;
+	size_t nbuckets, count;
+} bx_table;
+
+/* Creates and registers a session; NULL on OOM or when the limit is reached
+ * (*full is then set). The result carries one reference for the caller. */
+bx_session *bx_session_create(struct bx_server *srv, const char *browser, bool *full);
+/* Finds a session by client id and takes a reference, or NULL. */
+bx_session *bx_session_find(struct bx_server *srv, const char *id, size_t len);
+/* Unregisters a session: unsubscribes it, drops its queue, releases its held
+ * connect with `reason`. Safe to call twice. */
+void bx_session_remove(struct bx_server *srv, bx_session *s, int reason);
+/* Queues a message for s and wakes its held connect. Takes its own reference
+ * to m. */
+void bx_session_deliver(bx_session *s, bx_msg *m);
+/* Writes every queued message into out, comma-separated with a leading comma
+ * when `comma`; returns how many. Caller holds s->lock. */
+size_t bx_session_drain_locked(bx_session *s, bx_buf *out, bool comma);
+/* Recomputes and arms the session's single timer. Caller holds s->lock. */
+void bx_session_rearm_locked(bx_session *s);
+/* Releases s->hold (if any) with reason. Caller holds s->lock. */
+void bx_session_wake_locked(bx_session *s, int reason);
+/* Calls fn on every session (holding a reference), e.g. at shutdown. */
+void bx_session_foreach(struct bx_server *srv, void (*fn)(bx_session *, void *), void *arg);
+void bx_table_init(bx_table *t);
+void bx_table_destroy(struct bx_server *srv);
+size_t bx_session_count(struct bx_server *srv);
+
+/*---- Router ----------------------------------------------------------------*/
+
+typedef struct bx_rnode bx_rnode;
+
+typedef struct bx_router {
+	pthread_rwlock_t lock;
+	bx_rnode *root;
+} bx_router;
+
+/* A set of sessions collected by a match, each with one reference. */
+typedef struct bx_sessvec {
+	bx_session **v;
+	size_t n, cap;
+} bx_sessvec;
+
+int bx_router_init(bx_router *r);
+void bx_router_destroy(bx_router *r);
+/* Subscribes s to pattern (a valid channel name or wildcard). Returns 0, or
+ * -BX_ENOMEM. Subscribing twice is a no-op. */
+int bx_router_subscribe(bx_router *r, bx_session *s, const char *pattern, size_t len);
+/* Removes one subscription; returns true when s had it. */
+bool bx_router_unsubscribe(bx_router *r, bx_session *s, const char *pattern, size_t len);
+/* Removes all of s's subscriptions. */
+void bx_router_unsubscribe_all(bx_router *r, bx_session *s);
+/* Collects every session subscribed to a pattern matching channel, once each,
+ * into out (each with a reference; free with bx_sessvec_release). */
+void bx_router_match(bx_router *r, const char *channel, size_t len, bx_sessvec *out);
+void bx_sessvec_release(bx_sessvec *v);
+
+/*---- Timers ----------------------------------------------------------------*/
+
+/* One min-heap of sessions ordered by their deadline: a session is in it at
+ * most once, for its held connect's timeout or else its expiry. */
+typedef struct bx_timer {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bx_session **heap;
+	size_t n, cap;
+	bool stop;
+} bx_timer;
+
+void bx_timer_init(bx_timer *t);
+void bx_timer_destroy(bx_timer *t);
+/* Puts s in the heap at deadline (or moves it there). Takes a reference the
+ * first time. */
+void bx_timer_set(struct bx_server *srv, bx_session *s, int64_t deadline);
+void bx_timer_cancel(struct bx_server *srv, bx_session *s);
+/* Handles every entry due at or before now; returns the next deadline, or
+ * INT64_MAX when none. The timer thread calls this; unit tests call it
+ * with a fake clock. */
+int64_t bx_timer_run(struct bx_server *srv, int64_t now);
+int bx_timer_start(struct bx_server *srv);
+void bx_timer_join(struct bx_server *srv);
+
+/*---- The server ------------------------------------------------------------*/
+
+struct bx_http;
+
+typedef struct bx_stats {
+	atomic_uint_fast64_t handshakes, publishes, deliveries, dropped, expired;
+	atomic_uint_fast64_t held_now;
+} bx_stats;
+
+struct bx_server {
+	bx_config cfg; /* string fields point at our copies below */
+	char *host, *path;
+	unsigned conn_types; /* enabled enum bx_conn_type bits */
+
+	int64_t (*now)(void *arg); /* milliseconds on a monotonic clock */
+	void *now_arg;
+
+	bx_table sessions;
+	bx_router router;
+	bx_timer timer;
+	pthread_t timer_thread;
+	bool timer_started;
+
+	atomic_bool stopping;
+	atomic_bool stopped;
+	struct bx_http *http;
+	bx_stats stats;
+};
+
+/* Milliseconds on CLOCK_MONOTONIC: the default clock. */
+int64_t bx_clock_monotonic(void *arg);
+static inline int64_t bx_now(struct bx_server *srv)
+{
+	return srv->now(srv->now_arg);
+}
+
+/* Fills out (size BX_ID_LEN + 1) with a fresh random base-62 id. */
+void bx_random_id(char *out);
+
+/*---- Dispatch: one request's batch of messages ------------------------------*/
+
+typedef struct bx_request {
+	const char *body; /* the JSON text (not necessarily NUL-terminated) */
+	size_t len;
+	const char *browser; /* BAYEUX_BROWSER cookie value, or NULL */
+	unsigned transport;  /* enum bx_conn_type of the wire it came on */
+	bx_waker waker;      /* how to hold it; suspend NULL = never hold */
+} bx_request;
+
+typedef struct bx_response {
+	int status;                      /* HTTP status */
+	bx_buf body;                     /* a JSON array for 200; a short text otherwise */
+	bx_hold *hold;                   /* non-NULL: held; call bx_hold_finish once resumed */
+	char set_browser[BX_ID_LEN + 1]; /* non-empty: set this BAYEUX_BROWSER cookie */
+} bx_response;
+
+void bx_response_init(bx_response *res);
+void bx_response_free(bx_response *res);
+
+/* Processes one request. On return res is either complete (hold NULL) or
+ * the request was parked (hold non-NULL, transport suspended). */
+void bx_dispatch(struct bx_server *srv, const bx_request *req, bx_response *res);
+/* Builds the reply of a released hold into res and frees the hold. */
+void bx_hold_finish(struct bx_server *srv, bx_hold *hold, bx_response *res);
+/* Frees a hold whose transport went away (released or never resumed). */
+void bx_hold_abandon(struct bx_server *srv, bx_hold *hold);
+
+/* Publishes a serialized message to every subscriber of channel; returns the
+ * number of sessions it was queued for. */
+size_t bx_broadcast(struct bx_server *srv, const char *channel, size_t len, bx_msg *m);
+
+/*---- The HTTP transports (http.c) ------------------------------------------*/
+
+int bx_http_start(struct bx_server *srv);
+unsigned bx_http_port(struct bx_server *srv);
+/* Stops accepting; returns once held replies were sent or ~1.5 s passed. */
+void bx_http_quiesce(struct bx_server *srv);
+void bx_http_stop(struct bx_server *srv);
+
+#endif

@@ -1,0 +1,153 @@
+/*
+ * server.c — the server's lifecycle (create, start, stop, free) and the
+ * library's publish entry point.
+ */
+#include <json-c/json.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "channel.h"
+#include "config.h"
+#include "core.h"
+#include "dispatch.h"
+#include "log.h"
+
+const char *bx_strerror(int err)
+{
+	switch (err < 0 ? -err : err) {
+	case BX_OK:
+		return "success";
+	case BX_EINVAL:
+		return "invalid argument";
+	case BX_ENOMEM:
+		return "out of memory";
+	case BX_ELISTEN:
+		return "cannot listen on the configured address";
+	case BX_ESTATE:
+		return "the server is not in a state that allows this call";
+	case BX_ECHANNEL:
+		return "the channel name is not valid here";
+	case BX_EJSON:
+		return "the data is not valid JSON";
+	default:
+		return "unknown error";
+	}
+}
+
+int bx_server_new(const bx_config *cfg, bx_server **out)
+{
+	char err[256];
+	*out = NULL;
+	if (bx_config_check(cfg, err, sizeof err) != 0) {
+		bx_error("%s", err);
+		return -BX_EINVAL;
+	}
+	if (sodium_init() < 0) {
+		bx_error("libsodium failed to initialise");
+		return -BX_ENOMEM;
+	}
+	bx_server *srv = calloc(1, sizeof *srv);
+	if (!srv)
+		return -BX_ENOMEM;
+	srv->cfg = *cfg;
+	srv->host = strdup(cfg->listen_host);
+	srv->path = strdup(cfg->path);
+	if (!srv->host || !srv->path || bx_router_init(&srv->router) != 0) {
+		free(srv->host);
+		free(srv->path);
+		free(srv);
+		return -BX_ENOMEM;
+	}
+	srv->cfg.listen_host = srv->host;
+	srv->cfg.path = srv->path;
+	srv->conn_types = BX_CT_LONG_POLLING;
+	srv->now = bx_clock_monotonic;
+	bx_table_init(&srv->sessions);
+	bx_timer_init(&srv->timer);
+	bx_log_set_level(cfg->log_level);
+	*out = srv;
+	return 0;
+}
+
+int bx_server_start(bx_server *srv)
+{
+	if (srv->http || srv->timer_started || atomic_load(&srv->stopped))
+		return -BX_ESTATE;
+	int rc = bx_timer_start(srv);
+	if (rc != 0)
+		return rc;
+	rc = bx_http_start(srv);
+	if (rc != 0) {
+		bx_timer_join(srv);
+		return rc;
+	}
+	return 0;
+}
+
+unsigned bx_server_port(const bx_server *srv)
+{
+	return bx_http_port((bx_server *)srv);
+}
+
+int bx_publish(bx_server *srv, const char *channel, const char *data, size_t len)
+{
+	unsigned flags;
+	size_t chlen = channel ? strlen(channel) : 0;
+	if (!channel || !bx_channel_check(channel, chlen, &flags) ||
+	    (flags & (BX_CH_META | BX_CH_SERVICE | BX_CH_WILD)))
+		return -BX_ECHANNEL;
+	json_tokener *tok = json_tokener_new_ex(BX_JSON_MAX_DEPTH);
+	if (!tok)
+		return -BX_ENOMEM;
+	json_object *obj = json_tokener_parse_ex(tok, data, (int)len);
+	bool ok = json_tokener_get_error(tok) == json_tokener_success &&
+	          json_tokener_get_parse_end(tok) == len;
+	json_tokener_free(tok);
+	if (!ok) {
+		json_object_put(obj);
+		return -BX_EJSON;
+	}
+	bx_msg *m = bx_delivery_new(channel, chlen, obj, NULL);
+	json_object_put(obj);
+	if (!m)
+		return -BX_ENOMEM;
+	size_t n = bx_broadcast(srv, channel, chlen, m);
+	bx_msg_unref(m);
+	return n > INT32_MAX ? INT32_MAX : (int)n;
+}
+
+static void wake_for_shutdown(bx_session *s, void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&s->lock);
+	bx_session_wake_locked(s, BX_WAKE_SHUTDOWN);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void bx_server_stop(bx_server *srv)
+{
+	if (atomic_exchange(&srv->stopped, true))
+		return;
+	atomic_store(&srv->stopping, true);
+	if (srv->http) {
+		bx_http_quiesce(srv);
+		/* New connects are no longer held (stopping); answer the held ones. */
+		bx_session_foreach(srv, wake_for_shutdown, NULL);
+		bx_http_stop(srv);
+	}
+	bx_timer_join(srv);
+}
+
+void bx_server_free(bx_server *srv)
+{
+	if (!srv)
+		return;
+	bx_server_stop(srv);
+	bx_table_destroy(srv);
+	bx_timer_destroy(&srv->timer);
+	bx_router_destroy(&srv->router);
+	free(srv->host);
+	free(srv->path);
+	free(srv);
+}
