@@ -20,7 +20,9 @@
  *
  * Build: gcc -O2 -Wall -Wextra -o bench/bayeux-load bench/bayeux-load.c
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>

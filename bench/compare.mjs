@@ -16,7 +16,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..');
 const LOAD = path.join(root, 'bench/bayeux-load');
 const MHD = path.join(root, 'bench/mhd-ceiling');
-const BAYEUXD = path.join(root, 'src/bayeuxd');
+let BAYEUXD = path.join(root, 'src/bayeuxd');
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 const PAGE = Number(execFileSync('getconf', ['PAGESIZE']).toString().trim()) || 4096;
 
@@ -52,6 +52,8 @@ generator pinned to another, and prints one table of results and ratios.
   --server-core N    CPU the server runs on (default 0)
   --gen-core N       CPU bayeux-load and wrk run on (default 1)
   --port N           first TCP port to use (default 18100)
+  --bayeuxd PATH     bayeuxd binary to run (default src/bayeuxd, built with
+                     autotools if missing)
   --token T          backend token for wrk publishes to bayeuxd (else wrk
                      publishes with the clientId of one handshake)
   --quick            shorter runs (smoke test; figures are not comparable)
@@ -91,6 +93,7 @@ function fail(msg) {
     else if (f === '--gen-core') opts.genCore = int(f);
     else if (f === '--port') opts.port = int(f);
     else if (f === '--token') { opts.token = v; i++; }
+    else if (f === '--bayeuxd') { BAYEUXD = path.resolve(v || fail('--bayeuxd needs a path')); opts.customBayeuxd = true; i++; }
     else if (f === '--json') { opts.json = v; i++; }
     else if (f === '--quick') opts.quick = true;
     else if (f === '--no-build') opts.build = false;
@@ -126,7 +129,7 @@ function build() {
     const e = run('gcc', [...cflags, '-o', MHD, MHD + '.c', '-lmicrohttpd'], 'building bench/mhd-ceiling');
     if (e) fail(e);
   }
-  if (opts.servers.includes('bayeuxd')) {
+  if (opts.servers.includes('bayeuxd') && !opts.customBayeuxd) {
     let e = null;
     if (!fs.existsSync(path.join(root, 'Makefile'))) {
       if (!fs.existsSync(path.join(root, 'configure'))) e = run('autoreconf', ['-fi'], 'autoreconf -fi');
@@ -211,9 +214,9 @@ function procSample(pid) {
 
 const Q = () => opts.quick;
 const SCEN = {
-  fanout: () => ['--subscribers', '1000', '--channels', '1', '--publishers', '2', '--inflight', '4', '--rate', '20',
+  fanout: () => ['--subscribers', '1000', '--channels', '1', '--publishers', '2', '--inflight', '8', '--rate', '20',
     '--setup', '3', '--warmup', Q() ? '1' : '2', '--duration', Q() ? '3' : '8', '--drain', '1', '--hard-stop', '15'],
-  'many-channels': () => ['--subscribers', '2000', '--channels', '2000', '--publishers', '20', '--inflight', '4', '--rate', '2000',
+  'many-channels': () => ['--subscribers', '2000', '--channels', '2000', '--publishers', '20', '--inflight', '8', '--rate', '2000',
     '--setup', '3', '--warmup', Q() ? '1' : '2', '--duration', Q() ? '3' : '8', '--drain', '1', '--hard-stop', '15'],
   ceiling: () => ['--subscribers', '100', '--channels', '1', '--publishers', '10', '--inflight', '4', '--rate', '0',
     '--setup', '3', '--warmup', Q() ? '1' : '2', '--duration', Q() ? '3' : '8', '--drain', '2', '--hard-stop', '15'],

@@ -8,7 +8,9 @@
  * Build: gcc -O2 -Wall -Wextra -o bench/mhd-ceiling bench/mhd-ceiling.c -lmicrohttpd
  * Run:   bench/mhd-ceiling --port 18090 [--threads N]
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <microhttpd.h>
