@@ -1,0 +1,86 @@
+#!/bin/bash
+# Runs every test of one build: the Criterion unit tests, then the Node
+# integration and browser tests against that build's daemon. Prints one line
+# "LABEL: N passed, M failed" and writes "N M" to $BUILDDIR/test-counts.
+#
+# Environment: BUILDDIR (the build to test; default: the current folder),
+# UNIT_TESTS (unit test programs relative to BUILDDIR; default: all built),
+# LABEL (default: the build folder's name), NODE_TESTS (default: all files).
+# Sanitizer builds: every ASan/UBSan report the daemon writes is a failure.
+set -u
+src=$(cd "$(dirname "$0")/.." && pwd)
+BUILDDIR=${BUILDDIR:-$(pwd)}
+LABEL=${LABEL:-$(basename "$BUILDDIR")}
+out="$BUILDDIR/test-output"
+rm -rf "$out"
+mkdir -p "$out/sanitizer"
+export ASAN_OPTIONS="log_path=$out/sanitizer/asan:detect_leaks=1:abort_on_error=0:${ASAN_OPTIONS:-}"
+export UBSAN_OPTIONS="log_path=$out/sanitizer/ubsan:print_stacktrace=1:${UBSAN_OPTIONS:-}"
+export TEST_OUTPUT="$out"
+
+passed=0
+failed=0
+
+# ---- unit tests (Criterion) -----------------------------------------------
+if [ -z "${UNIT_TESTS:-}" ]; then
+	UNIT_TESTS=$(cd "$BUILDDIR" && ls tests/unit/test_* 2>/dev/null | grep -v '\.[a-z]*$' || true)
+fi
+for t in $UNIT_TESTS; do
+	log="$out/$(basename "$t").log"
+	"$BUILDDIR/$t" >"$log" 2>&1
+	rc=$?
+	line=$(grep 'Synthesis:' "$log" | tail -1)
+	tested=$(echo "$line" | sed -n 's/.*Tested: \([0-9]*\).*/\1/p')
+	ok=$(echo "$line" | sed -n 's/.*Passing: \([0-9]*\).*/\1/p')
+	if [ -z "$tested" ]; then
+		echo "not ok - $t did not finish (exit $rc); see $log"
+		failed=$((failed + 1))
+		continue
+	fi
+	bad=$((tested - ok))
+	[ "$rc" -ne 0 ] && [ "$bad" -eq 0 ] && bad=1
+	passed=$((passed + ok))
+	failed=$((failed + bad))
+	echo "$t: $line"
+	[ "$bad" -gt 0 ] && grep -E '^\[(----|FAIL)\]' "$log" | head -40
+done
+# Criterion's own workers may leave sanitizer logs; they are the unit tests'.
+rm -f "$out"/sanitizer/*
+
+# ---- integration and browser tests (node --test) -----------------------------
+export BAYEUXD="$BUILDDIR/src/bayeuxd"
+node_files=${NODE_TESTS:-$(ls "$src"/tests/integration/*.test.mjs "$src"/tests/browser/*.test.mjs 2>/dev/null)}
+if [ -n "$node_files" ]; then
+	log="$out/node-tests.tap"
+	(cd "$src" && node --test --test-reporter=tap --test-timeout=120000 $node_files) >"$log" 2>&1
+	rc=$?
+	np=$(grep -E '^# pass [0-9]+' "$log" | tail -1 | awk '{print $3}')
+	nf=$(grep -E '^# fail [0-9]+' "$log" | tail -1 | awk '{print $3}')
+	if [ -z "$np" ]; then
+		echo "node tests did not finish (exit $rc); see $log"
+		tail -30 "$log"
+		failed=$((failed + 1))
+	else
+		passed=$((passed + np))
+		failed=$((failed + nf))
+		[ "$rc" -ne 0 ] && [ "$nf" -eq 0 ] && failed=$((failed + 1))
+		echo "node tests: $np passed, $nf failed ($log)"
+		if [ "$nf" -gt 0 ]; then
+			grep -E '^\s*not ok' "$log" | head -40
+		fi
+	fi
+fi
+
+# ---- sanitizer reports from the daemon -----------------------------------------
+reports=$(ls "$out"/sanitizer/ 2>/dev/null | wc -l)
+if [ "$reports" -gt 0 ]; then
+	echo "sanitizer reports from bayeuxd ($reports files), each counted as a failure:"
+	for f in "$out"/sanitizer/*; do
+		head -30 "$f"
+	done
+	failed=$((failed + reports))
+fi
+
+echo "$passed $failed" >"$BUILDDIR/test-counts"
+echo "$LABEL: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
