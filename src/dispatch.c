@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "channel.h"
 #include "dispatch.h"
 #include "log.h"
@@ -65,9 +66,10 @@ void bx_write_retry_advice(bx_buf *out, const bx_server *srv, bool multiple_clie
 {
 	if (multiple_clients)
 		bx_buf_printf(out,
-		              "{\"reconnect\":\"retry\",\"interval\":%d,\"timeout\":%lld,"
+		              "{\"reconnect\":\"retry\",\"interval\":%lld,\"timeout\":%lld,"
 		              "\"multiple-clients\":true}",
-		              BX_MULTI_SESSION_INTERVAL_MS, (long long)srv->cfg.timeout_ms);
+		              (long long)srv->cfg.multi_session_interval_ms,
+		              (long long)srv->cfg.timeout_ms);
 	else
 		bx_buf_printf(out, "{\"reconnect\":\"retry\",\"interval\":%lld,\"timeout\":%lld}",
 		              (long long)srv->cfg.interval_ms, (long long)srv->cfg.timeout_ms);
@@ -113,6 +115,36 @@ bx_session *bx_need_session(bx_batch *b, const bx_in *in)
 }
 
 /*---- Parsing ----------------------------------------------------------------*/
+
+json_object *bx_json_parse(const char *p, size_t len, size_t *end, enum json_tokener_error *err)
+{
+	*end = 0;
+	if (len == 0 || len >= (size_t)INT32_MAX) {
+		*err = json_tokener_error_parse_eof;
+		return NULL;
+	}
+	json_tokener *tok = json_tokener_new_ex(BX_JSON_MAX_DEPTH);
+	if (!tok) {
+		*err = json_tokener_error_depth; /* json-c has no out-of-memory code */
+		return NULL;
+	}
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	json_object *v = json_tokener_parse_ex(tok, p, (int)len);
+	*err = json_tokener_get_error(tok);
+	*end = json_tokener_get_parse_end(tok);
+	if (*err == json_tokener_continue) {
+		/* A bare number at the very end needs to see the end of input. */
+		v = json_tokener_parse_ex(tok, "", 1);
+		*err = json_tokener_get_error(tok);
+		*end = len;
+	}
+	json_tokener_free(tok);
+	if (*err != json_tokener_success) {
+		json_object_put(v);
+		return NULL;
+	}
+	return v;
+}
 
 /* Fills in->id_json from the message's id: a short string or an integer. */
 static void read_id(bx_in *in)
@@ -180,6 +212,13 @@ static void handle(bx_batch *b, bx_in *in)
 		bx_reply_error(b, in, "405::channel_invalid", NULL);
 		return;
 	}
+	if (b->srv->api) {
+		char err[BX_API_ERR_MAX];
+		if (bx_api_incoming(b->srv, in, err)) {
+			bx_reply_error(b, in, err, NULL);
+			return;
+		}
+	}
 	if (in->chflags & BX_CH_META) {
 		/* Meta channels are matched exactly: no pattern reaches a verb. */
 		if (is_meta(in, "/meta/handshake"))
@@ -223,18 +262,9 @@ static void fail(bx_response *res, int status, const char *text)
 
 void bx_dispatch(bx_server *srv, const bx_request *req, bx_response *res)
 {
-	json_tokener *tok = json_tokener_new_ex(BX_JSON_MAX_DEPTH);
-	if (!tok) {
-		fail(res, 503, "out of memory");
-		return;
-	}
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-	json_object *root = NULL;
-	if (req->len > 0 && req->len < (size_t)INT32_MAX)
-		root = json_tokener_parse_ex(tok, req->body, (int)req->len);
-	enum json_tokener_error jerr = json_tokener_get_error(tok);
-	size_t end = json_tokener_get_parse_end(tok);
-	json_tokener_free(tok);
+	size_t end = 0;
+	enum json_tokener_error jerr = json_tokener_success;
+	json_object *root = bx_json_parse(req->body, req->len, &end, &jerr);
 	if (jerr != json_tokener_success || !root) {
 		json_object_put(root);
 		res->status = 400;

@@ -47,6 +47,11 @@ void bx_write_retry_advice(bx_buf *out, const bx_server *srv, bool multiple_clie
 void bx_write_connect_reply(bx_buf *out, const bx_server *srv, const char *id_json, bool ok,
                             const char *advice);
 
+/* Parses len bytes of JSON (no NUL needed) with our depth limit and strict,
+ * UTF-8-validating rules. Returns the value, or NULL with *err set; *end is
+ * where parsing stopped (trailing bytes are the caller's to judge). */
+json_object *bx_json_parse(const char *p, size_t len, size_t *end, enum json_tokener_error *err);
+
 /* Finds the message's session and refreshes its expiry; on failure writes
  * the 402 reply and returns NULL. The result holds a reference. */
 bx_session *bx_need_session(bx_batch *b, const bx_in *in);

@@ -384,3 +384,11 @@ void bx_sessvec_release(bx_sessvec *v)
 	v->v = NULL;
 	v->n = v->cap = 0;
 }
+
+bool bx_router_is_empty(bx_router *r)
+{
+	pthread_rwlock_rdlock(&r->lock);
+	bool empty = node_empty(r->root);
+	pthread_rwlock_unlock(&r->lock);
+	return empty;
+}

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "channel.h"
 #include "config.h"
 #include "core.h"
@@ -30,6 +31,8 @@ const char *bx_strerror(int err)
 		return "the channel name is not valid here";
 	case BX_EJSON:
 		return "the data is not valid JSON";
+	case BX_EREJECTED:
+		return "an extension rejected the message";
 	default:
 		return "unknown error";
 	}
@@ -61,10 +64,30 @@ int bx_server_new(const bx_config *cfg, bx_server **out)
 	}
 	srv->cfg.listen_host = srv->host;
 	srv->cfg.path = srv->path;
-	srv->conn_types = BX_CT_LONG_POLLING;
+	srv->conn_types = BX_CT_LONG_POLLING | BX_CT_CALLBACK_POLLING;
 	srv->now = bx_clock_monotonic;
 	bx_table_init(&srv->sessions);
 	bx_timer_init(&srv->timer);
+	bx_browsers_init(&srv->browsers);
+	/* Browser-facing settings with strings of their own (cors.c, static.c). */
+	int wrc = bx_cors_init(srv, cfg);
+	if (wrc == 0)
+		wrc = bx_static_init(srv, cfg);
+	srv->cfg.allow_origins = NULL;
+	srv->cfg.n_allow_origins = 0;
+	srv->cfg.web_root = NULL;
+	srv->cfg.web_mounts = NULL;
+	srv->cfg.n_web_mounts = 0;
+	if (wrc != 0) {
+		bx_server_free(srv);
+		return wrc;
+	}
+	/* Never kept as the caller's pointer: it is a secret they may wipe. */
+	srv->cfg.publish_token = NULL;
+	if (cfg->publish_token && !(srv->publish_token = strdup(cfg->publish_token))) {
+		bx_server_free(srv);
+		return -BX_ENOMEM;
+	}
 	bx_log_set_level(cfg->log_level);
 	*out = srv;
 	return 0;
@@ -97,21 +120,21 @@ int bx_publish(bx_server *srv, const char *channel, const char *data, size_t len
 	if (!channel || !bx_channel_check(channel, chlen, &flags) ||
 	    (flags & (BX_CH_META | BX_CH_SERVICE | BX_CH_WILD)))
 		return -BX_ECHANNEL;
-	json_tokener *tok = json_tokener_new_ex(BX_JSON_MAX_DEPTH);
-	if (!tok)
-		return -BX_ENOMEM;
-	json_object *obj = json_tokener_parse_ex(tok, data, (int)len);
-	bool ok = json_tokener_get_error(tok) == json_tokener_success &&
-	          json_tokener_get_parse_end(tok) == len;
-	json_tokener_free(tok);
-	if (!ok) {
-		json_object_put(obj);
+	size_t end = 0;
+	enum json_tokener_error jerr;
+	json_object *obj = data ? bx_json_parse(data, len, &end, &jerr) : NULL;
+	if (!obj && (!data || jerr != json_tokener_success))
 		return -BX_EJSON;
-	}
-	bx_msg *m = bx_delivery_new(channel, chlen, obj, NULL);
+	for (; end < len; end++)
+		if (!strchr(" \t\r\n", data[end]) || !data[end]) {
+			json_object_put(obj);
+			return -BX_EJSON;
+		}
+	char err[BX_API_ERR_MAX];
+	bx_msg *m = bx_api_delivery(srv, NULL, channel, chlen, obj, NULL, err);
 	json_object_put(obj);
 	if (!m)
-		return -BX_ENOMEM;
+		return err[0] ? -BX_EREJECTED : -BX_ENOMEM;
 	size_t n = bx_broadcast(srv, channel, chlen, m);
 	bx_msg_unref(m);
 	return n > INT32_MAX ? INT32_MAX : (int)n;
@@ -146,7 +169,15 @@ void bx_server_free(bx_server *srv)
 	bx_server_stop(srv);
 	bx_table_destroy(srv);
 	bx_timer_destroy(&srv->timer);
+	bx_browsers_destroy(&srv->browsers);
+	bx_cors_free(srv);
+	bx_static_free(srv);
 	bx_router_destroy(&srv->router);
+	bx_api_free(srv);
+	if (srv->publish_token) {
+		sodium_memzero(srv->publish_token, strlen(srv->publish_token));
+		free(srv->publish_token);
+	}
 	free(srv->host);
 	free(srv->path);
 	free(srv);
