@@ -118,22 +118,51 @@ describe('Faye client over long polling', () => {
     assert.deepEqual(a.received.map((m) => m.data.phase), ['before', 'sentinel']);
   });
 
-  test('1,000 messages arrive in order with none lost or duplicated', {timeout: 60000}, async () => {
-    const ch = uniqueChannel('/fseq');
+  test('1,000 messages published one after another arrive in order with none lost or duplicated',
+    {timeout: 60000}, async () => {
+      const ch = uniqueChannel('/fseq');
+      const a = await client();
+      const b = await client();
+      const got = [];
+      await a.subscribe(ch, (channel, data) => got.push(data.n));
+      for (let n = 0; n < 1000; n++) await b.publish(ch, {n}, 30000);
+      await waitFor(() => got.length >= 1000, 30000, 'deliveries')
+        .catch((e) => { throw new Error(`${e.message}; received ${got.length}`); });
+      await sleep(300);
+      assert.equal(got.length, 1000);
+      assert.deepEqual(got, Array.from({length: 1000}, (_, i) => i));
+    });
+
+  // Published without waiting, Faye batches the 1,000 messages into ~40 POSTs that it
+  // sends at once on separate connections (batches in both directions).
+  async function fireThousand(prefix) {
+    const ch = uniqueChannel(prefix);
     const a = await client();
     const b = await client();
     const got = [];
     await a.subscribe(ch, (channel, data) => got.push(data.n));
-    // Faye batches these into multi-message POSTs: batches in both directions.
     const acks = [];
     for (let n = 0; n < 1000; n++) acks.push(b.publish(ch, {n}, 30000));
     await Promise.all(acks);
     await waitFor(() => got.length >= 1000, 30000, 'deliveries')
       .catch((e) => { throw new Error(`${e.message}; received ${got.length}`); });
     await sleep(300);
+    return got;
+  }
+
+  test('1,000 messages published without waiting all arrive exactly once', {timeout: 60000}, async () => {
+    const got = await fireThousand('/ffire');
     assert.equal(got.length, 1000);
-    assert.deepEqual(got, Array.from({length: 1000}, (_, i) => i));
+    assert.deepEqual([...got].sort((x, y) => x - y), Array.from({length: 1000}, (_, i) => i));
   });
+
+  test('1,000 messages published without waiting arrive in publish order (as from Faye\'s own server)',
+    {timeout: 60000}, async () => {
+      const got = await fireThousand('/fforder');
+      const firstInversion = got.findIndex((n, i) => i > 0 && n < got[i - 1]);
+      assert.equal(firstInversion, -1,
+        `out of order at index ${firstInversion}: ...${JSON.stringify(got.slice(Math.max(0, firstInversion - 3), firstInversion + 3))}`);
+    });
 
   test('50 concurrent clients on separate channels each get exactly their own messages',
     {timeout: 60000}, async () => {

@@ -500,24 +500,28 @@ describe('robustness', () => {
 });
 
 describe('daemon command line and signals', () => {
+  // [flag, value, what the message must quote, what shows the allowed range]
   const bad = [
-    ['--timeout', '-5'],
-    ['--timeout', 'abc'],
-    ['--interval', '-1'],
-    ['--max-interval', 'soon'],
-    ['--listen', '127.0.0.1:99999'],
-    ['--log-level', 'loud'],
+    ['--timeout', '-5', '-5', /\d+\s*(\.\.|-|to|and)\s*\d+/],
+    ['--timeout', 'abc', 'abc', /\d+\s*(\.\.|-|to|and)\s*\d+/],
+    ['--interval', '-1', '-1', /\d+\s*(\.\.|-|to|and)\s*\d+/],
+    ['--max-interval', 'soon', 'soon', /\d+\s*(\.\.|-|to|and)\s*\d+/],
+    // For HOST:PORT the offending part is the port.
+    ['--listen', '127.0.0.1:99999', '99999', /65535/],
+    ['--log-level', 'loud', 'loud', /debug/],
   ];
-  for (const [flag, value] of bad) {
-    test(`bad flag value ${flag} ${value} exits with code 2 and names the flag and value`, {timeout: 15000}, async (t) => {
-      if (PEER) return t.skip('peer servers do not validate flags');
-      const r = await runDaemonOnce(['--listen', '127.0.0.1:0', flag, value]);
-      const out = r.stderr + r.stdout;
-      assert.equal(r.timedOut, false, `daemon kept running with ${flag} ${value}: ${out}`);
-      assert.equal(r.code, 2, `exit code ${r.code} (signal ${r.signal}); output: ${out}`);
-      assert.ok(out.includes(flag), `message does not name ${flag}: ${out}`);
-      assert.ok(out.includes(value), `message does not name the value ${value}: ${out}`);
-    });
+  for (const [flag, value, quoted, range] of bad) {
+    test(`bad flag value ${flag} ${value} exits with code 2 naming the flag, the value and the range`,
+      {timeout: 15000}, async (t) => {
+        if (PEER) return t.skip('peer servers do not validate flags');
+        const r = await runDaemonOnce(['--listen', '127.0.0.1:0', flag, value]);
+        const out = r.stderr + r.stdout;
+        assert.equal(r.timedOut, false, `daemon kept running with ${flag} ${value}: ${out}`);
+        assert.equal(r.code, 2, `exit code ${r.code} (signal ${r.signal}); output: ${out}`);
+        assert.ok(out.includes(flag), `message does not name ${flag}: ${out}`);
+        assert.ok(out.includes(quoted), `message does not quote the value ${quoted}: ${out}`);
+        assert.match(out, range, `message does not give the allowed range: ${out}`);
+      });
   }
 
   test('--version prints a version and exits 0', {timeout: 10000}, async (t) => {
