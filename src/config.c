@@ -29,6 +29,14 @@ const bx_limit bx_limits[] = {
          "an idle or slow connection (not a held connect) is closed after this"},
         {"connection-memory", "bytes", BX_OPT_SIZE, F(connection_memory), 8 * KIB, 4 * KIB, MIB,
          "libmicrohttpd memory pool per connection (headers and replies)"},
+        {"max-sessions-per-browser", "connects", BX_OPT_UNSIGNED, F(max_sessions_per_browser), 1, 0,
+         1000,
+         "held connects per browser (BAYEUX_BROWSER cookie); another tab polls instead; 0 = no "
+         "limit"},
+        {"multi-session-interval", "ms", BX_OPT_I64, F(multi_session_interval_ms), 2000, 100,
+         600000, "interval advised to a browser's tabs beyond --max-sessions-per-browser"},
+        {"cors-max-age", "s", BX_OPT_UNSIGNED, F(cors_max_age_s), 1800, 0, 86400,
+         "how long a browser may cache a CORS preflight answer"},
 };
 const size_t bx_nlimits = sizeof bx_limits / sizeof bx_limits[0];
 
@@ -100,6 +108,15 @@ int bx_config_check(const bx_config *cfg, char *err, size_t errlen)
 	if (cfg->listen_port > 65535) {
 		snprintf(err, errlen, "--listen port must be between 0 and 65535, got %u",
 		         cfg->listen_port);
+		return -BX_EINVAL;
+	}
+	if (cfg->cookie_samesite < BX_SAMESITE_LAX || cfg->cookie_samesite > BX_SAMESITE_NONE) {
+		snprintf(err, errlen, "--cookie-samesite must be Lax, Strict or None");
+		return -BX_EINVAL;
+	}
+	if ((cfg->n_allow_origins && !cfg->allow_origins) ||
+	    (cfg->n_web_mounts && !cfg->web_mounts)) {
+		snprintf(err, errlen, "allow_origins and web_mounts need an array when counted");
 		return -BX_EINVAL;
 	}
 	if (cfg->log_level < BX_LOG_ERROR || cfg->log_level > BX_LOG_DEBUG) {

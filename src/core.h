@@ -27,8 +27,6 @@
 #define BX_MSGID_MAX 64
 /* JSON nesting accepted in a request. */
 #define BX_JSON_MAX_DEPTH 32
-/* Advice sent to the extra tab of a browser (PROTOCOL.md §4). */
-#define BX_MULTI_SESSION_INTERVAL_MS 2000
 
 /* Connection types (PROTOCOL.md §2); a server enables a set of them. */
 enum bx_conn_type {
@@ -85,6 +83,7 @@ typedef struct bx_hold {
 	bx_waker waker;
 	int reason;                     /* enum bx_wake; set under the session lock */
 	bool advise;                    /* the reply carries advice */
+	bool browser_counted;           /* counted against the browser (browser.c) */
 	int64_t deadline;               /* when the poll timeout releases it */
 	char id_json[BX_MSGID_MAX + 8]; /* the request's id as JSON text, or "" */
 } bx_hold;
@@ -104,6 +103,7 @@ struct bx_session {
 	bx_hold *hold;  /* the held connect, or NULL */
 	bool connected; /* a first connect has been answered */
 	bool removed;   /* no longer in the session table */
+	bool multi;     /* last connect reply was multiple-clients advice (§4) */
 	int64_t expiry; /* when the session expires unless a connect comes */
 
 	/* Guarded by the timer lock. */
@@ -204,6 +204,34 @@ int64_t bx_timer_run(struct bx_server *srv, int64_t now);
 int bx_timer_start(struct bx_server *srv);
 void bx_timer_join(struct bx_server *srv);
 
+/*---- Held connects per browser (browser.c, PROTOCOL.md §4) -----------------*/
+
+struct bx_browser_ent;
+
+/* Held connects per BAYEUX_BROWSER id; its lock is taken after a session's. */
+typedef struct bx_browsers {
+	pthread_mutex_t lock;
+	struct bx_browser_ent **buckets;
+	size_t nbuckets, count;
+} bx_browsers;
+
+enum bx_browser_hold_result {
+	BX_BROWSER_UNCOUNTED = 0, /* no browser id, no limit, or OOM: hold uncounted */
+	BX_BROWSER_COUNTED,       /* counted: call bx_browser_release() when it ends */
+	BX_BROWSER_FULL,          /* the browser holds its limit already: do not hold */
+};
+
+void bx_browsers_init(bx_browsers *b);
+void bx_browsers_destroy(bx_browsers *b);
+/* Counts one more held connect for browser unless it is at the limit
+ * (cfg.max_sessions_per_browser; 0 = no limit). Returns enum
+ * bx_browser_hold_result. */
+int bx_browser_hold(struct bx_server *srv, const char *browser);
+/* Uncounts a held connect counted by bx_browser_hold(). */
+void bx_browser_release(struct bx_server *srv, const char *browser);
+/* Held connects counted for browser now (for tests and stats). */
+unsigned bx_browser_held(struct bx_server *srv, const char *browser);
+
 /*---- The server ------------------------------------------------------------*/
 
 struct bx_http;
@@ -224,12 +252,15 @@ struct bx_server {
 	bx_table sessions;
 	bx_router router;
 	bx_timer timer;
+	bx_browsers browsers;
 	pthread_t timer_thread;
 	bool timer_started;
 
 	atomic_bool stopping;
 	atomic_bool stopped;
 	struct bx_http *http;
+	struct bx_cors *cors;  /* allowed origins (cors.c), or NULL: none */
+	struct bx_static *web; /* static file folders (static.c), or NULL: none */
 	bx_stats stats;
 };
 
@@ -276,6 +307,30 @@ void bx_hold_abandon(struct bx_server *srv, bx_hold *hold);
 size_t bx_broadcast(struct bx_server *srv, const char *channel, size_t len, bx_msg *m);
 
 /*---- The HTTP transports (http.c) ------------------------------------------*/
+
+/* Longest JSONP callback name accepted (PROTOCOL.md §6). */
+#define BX_JSONP_CALLBACK_MAX 64
+
+/* True when name is a JSONP callback we call: at most 64 characters of
+ * [A-Za-z0-9_$.], not starting with a digit or '.'. */
+bool bx_jsonp_callback_ok(const char *name);
+/* Appends the callback-polling body (a comment, then name(json);) to out,
+ * with U+2028 and U+2029 escaped (transport_callback.c). */
+void bx_jsonp_wrap(bx_buf *out, const char *name, const char *json, size_t len);
+
+/* Copies and checks cfg's allowed origins into srv->cors; 0, -BX_EINVAL
+ * (logged) or -BX_ENOMEM. bx_cors_free() undoes it, also after a failure. */
+int bx_cors_init(struct bx_server *srv, const bx_config *cfg);
+void bx_cors_free(struct bx_server *srv);
+/* True when a page of origin (the request's Origin header) may read our
+ * replies cross-origin. */
+bool bx_cors_allowed(const struct bx_server *srv, const char *origin);
+
+/* Resolves and copies cfg's web root and mounts into srv->web; 0,
+ * -BX_EINVAL (logged: not a folder) or -BX_ENOMEM. bx_static_free() undoes
+ * it, also after a failure. */
+int bx_static_init(struct bx_server *srv, const bx_config *cfg);
+void bx_static_free(struct bx_server *srv);
 
 int bx_http_start(struct bx_server *srv);
 unsigned bx_http_port(struct bx_server *srv);

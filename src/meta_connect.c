@@ -40,13 +40,31 @@ void bx_meta_connect(bx_batch *b, bx_in *in)
 	/* A newer connect releases the older one (PROTOCOL.md §3). */
 	bx_session_wake_locked(s, BX_WAKE_REPLACED);
 
+	/* A browser holds at most max_sessions_per_browser connects; one more
+	 * tab is answered now and polls at the multi-session interval (§4). */
+	int counted = BX_BROWSER_UNCOUNTED;
+	bool multi = false;
+	if (hold) {
+		counted = bx_browser_hold(srv, s->browser);
+		if (counted == BX_BROWSER_FULL) {
+			hold = false;
+			multi = true;
+		}
+	}
+
 	if (hold) {
 		bx_hold *h = calloc(1, sizeof *h);
+		if (!h && counted == BX_BROWSER_COUNTED)
+			bx_browser_release(srv, s->browser);
 		if (h) {
 			bx_session_ref(s);
 			h->session = s;
 			h->waker = b->req->waker;
-			h->advise = advise;
+			/* After multiple-clients advice, advise again so the client
+			 * drops the multi-session interval. */
+			h->advise = advise || s->multi;
+			h->browser_counted = counted == BX_BROWSER_COUNTED;
+			s->multi = false;
 			h->deadline = b->now + timeout;
 			memcpy(h->id_json, in->id_json, sizeof h->id_json);
 			h->waker.suspend(h->waker.arg);
@@ -68,11 +86,22 @@ void bx_meta_connect(bx_batch *b, bx_in *in)
 	b->any = true;
 	bx_buf advice;
 	bx_buf_init(&advice);
+	/* A tab in multiple-clients mode stays in it until a connect of its
+	 * is held again (then advised back to the normal interval). */
+	if (multi)
+		advise = true;
 	if (advise)
-		bx_write_retry_advice(&advice, srv, false);
+		bx_write_retry_advice(&advice, srv, multi || s->multi);
 	bx_write_connect_reply(b->out, srv, in->id_json, true, advise ? advice.data : NULL);
 	bx_buf_free(&advice);
-	s->expiry = b->now + srv->cfg.interval_ms + srv->cfg.max_interval_ms;
+	if (multi) {
+		s->multi = true;
+		bx_debug("session %.6s…: browser holds %u connects already: multiple-clients",
+		         s->id, srv->cfg.max_sessions_per_browser);
+	}
+	s->expiry = b->now +
+	            (s->multi ? srv->cfg.multi_session_interval_ms : srv->cfg.interval_ms) +
+	            srv->cfg.max_interval_ms;
 	bx_session_rearm_locked(s);
 	pthread_mutex_unlock(&s->lock);
 	bx_session_unref(s);
@@ -123,6 +152,8 @@ void bx_hold_abandon(bx_server *srv, bx_hold *h)
 	if (s->hold == h) { /* never released: detach without waking */
 		s->hold = NULL;
 		atomic_fetch_sub(&srv->stats.held_now, 1);
+		if (h->browser_counted)
+			bx_browser_release(srv, s->browser);
 		s->expiry = bx_now(srv) + srv->cfg.max_interval_ms;
 		bx_session_rearm_locked(s);
 	}

@@ -264,6 +264,10 @@ void bx_session_wake_locked(bx_session *s, int reason)
 	s->hold = NULL;
 	h->reason = reason;
 	atomic_fetch_sub(&s->srv->stats.held_now, 1);
+	if (h->browser_counted) {
+		h->browser_counted = false;
+		bx_browser_release(s->srv, s->browser);
+	}
 	h->waker.resume(h->waker.arg);
 }
 

@@ -156,13 +156,9 @@ describe('Faye client over long polling', () => {
     assert.deepEqual([...got].sort((x, y) => x - y), Array.from({length: 1000}, (_, i) => i));
   });
 
-  test('1,000 messages published without waiting arrive in publish order (as from Faye\'s own server)',
-    {timeout: 60000}, async () => {
-      const got = await fireThousand('/fforder');
-      const firstInversion = got.findIndex((n, i) => i > 0 && n < got[i - 1]);
-      assert.equal(firstInversion, -1,
-        `out of order at index ${firstInversion}: ...${JSON.stringify(got.slice(Math.max(0, firstInversion - 3), firstInversion + 3))}`);
-    });
+  // Order across those concurrent POSTs is not promised: they arrive on separate
+  // connections, which bayeuxd handles on parallel threads (README, "Ordering").
+  // Order within a POST, and for publishes sent one after another, is tested above.
 
   test('50 concurrent clients on separate channels each get exactly their own messages',
     {timeout: 60000}, async () => {
