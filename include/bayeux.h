@@ -46,6 +46,19 @@ enum bx_log_level {
 	BX_LOG_DEBUG = 3,
 };
 
+/* SameSite attribute of the BAYEUX_BROWSER cookie (README, "Browsers"). */
+enum bx_samesite {
+	BX_SAMESITE_LAX = 0,    /* default: sent on same-site requests and top-level navigation */
+	BX_SAMESITE_STRICT = 1, /* sent on same-site requests only */
+	BX_SAMESITE_NONE = 2,   /* sent cross-site too; implies Secure (HTTPS only) */
+};
+
+/* A folder served under a URL prefix (bx_config.web_mounts). */
+typedef struct bx_web_mount {
+	const char *prefix; /* URL path starting with '/', e.g. "/vendor/cometd" */
+	const char *dir;    /* folder whose files are served below prefix */
+} bx_web_mount;
+
 /*
  * Server configuration. Initialise with bx_config_init(), which fills every
  * field with its documented default, then change what you need.
@@ -66,6 +79,31 @@ typedef struct bx_config {
 	unsigned connection_timeout_s; /* idle keep-alive / slow client, default 60 */
 	size_t connection_memory;      /* libmicrohttpd per-connection pool, default 8 KiB */
 	int log_level;                 /* enum bx_log_level, default BX_LOG_INFO */
+
+	/* Browsers (PROTOCOL.md §4, §6). */
+	unsigned max_sessions_per_browser; /* held connects per BAYEUX_BROWSER cookie,
+	                                      default 1; 0 = no limit */
+	int64_t multi_session_interval_ms; /* interval advised to a browser's extra
+	                                      tabs, default 2000 */
+	unsigned cors_max_age_s;           /* how long a browser may cache a CORS
+	                                      preflight, default 1800 */
+	/* Origins ("https://example.com:8443", no path) whose pages may use the
+	 * Bayeux endpoint cross-origin (CORS, with credentials): the origin is
+	 * echoed in Access-Control-Allow-Origin. "*" allows every origin except
+	 * "null". Default: none (same origin only). The array and strings are
+	 * copied by bx_server_new(). */
+	const char *const *allow_origins;
+	size_t n_allow_origins;
+	int cookie_samesite; /* enum bx_samesite, default BX_SAMESITE_LAX */
+	int cookie_secure;   /* nonzero adds Secure to the cookie, default 0;
+	                        BX_SAMESITE_NONE adds it anyway */
+
+	/* Static files (GET and HEAD only; no directory listings). */
+	const char *web_root;           /* folder served at "/", default NULL = none */
+	const bx_web_mount *web_mounts; /* more folders under URL prefixes (the
+	                                   longest prefix wins), default none;
+	                                   copied by bx_server_new() */
+	size_t n_web_mounts;
 } bx_config;
 
 typedef struct bx_server bx_server;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "bayeux.h"
 #include "config.h"
@@ -33,6 +34,21 @@ static void usage(FILE *f)
 		        l->help, "", l->unit, (long long)l->def, (long long)l->min,
 		        (long long)l->max);
 	}
+	fprintf(f, "  --allow-origin ORIGIN\n"
+	           "                       let pages of ORIGIN (e.g. https://app.example.com) use\n"
+	           "                       the endpoint cross-origin (CORS, with credentials);\n"
+	           "                       repeatable; '*' allows any origin (not the default:\n"
+	           "                       none, same origin only). Callback polling (JSONP)\n"
+	           "                       works from any origin without it\n"
+	           "  --cookie-samesite Lax|Strict|None\n"
+	           "                       SameSite of the BAYEUX_BROWSER cookie (default Lax;\n"
+	           "                       None, for pages on another site, adds Secure)\n"
+	           "  --cookie-secure      add Secure to the cookie (behind HTTPS)\n"
+	           "  --web-root DIR       serve the files of DIR at / (GET and HEAD; index.html\n"
+	           "                       for folders; nothing outside DIR)\n"
+	           "  --web-mount PREFIX=DIR\n"
+	           "                       serve DIR at URL PREFIX too (repeatable), e.g.\n"
+	           "                       /vendor/cometd=node_modules/cometd\n");
 	fprintf(f, "  --help               show this help and exit\n"
 	           "  --version            show the version and exit\n\n"
 	           "SIGINT or SIGTERM answers every held connect and exits.\n");
@@ -90,6 +106,34 @@ static void parse_limit(const bx_limit *l, const char *arg, bx_config *cfg)
 	bx_limit_set(cfg, l, v);
 }
 
+enum { OPT_ALLOW_ORIGIN = 800, OPT_SAMESITE, OPT_COOKIE_SECURE, OPT_WEB_ROOT, OPT_WEB_MOUNT };
+/* Room for repeated --allow-origin and --web-mount flags. */
+#define MAX_ORIGIN_FLAGS 64
+#define MAX_MOUNT_FLAGS  16
+
+static int parse_samesite(const char *s)
+{
+	static const char *names[] = {"Lax", "Strict", "None"};
+	for (int i = 0; i < 3; i++)
+		if (strcasecmp(s, names[i]) == 0)
+			return i;
+	die_usage("--cookie-samesite must be Lax, Strict or None, got '%s'%s", s, "");
+	return -1;
+}
+
+/* Splits PREFIX=DIR (PREFIX starts with '/'). */
+static void parse_mount(char *arg, bx_web_mount *m)
+{
+	char *eq = strchr(arg, '=');
+	if (!eq || arg[0] != '/' || !eq[1])
+		die_usage(
+		        "--web-mount must be PREFIX=DIR with PREFIX starting with '/', got '%s'%s",
+		        arg, "");
+	*eq = '\0';
+	m->prefix = arg;
+	m->dir = eq + 1;
+}
+
 enum { OPT_LISTEN = 1000, OPT_PATH, OPT_LOG, OPT_HELP, OPT_VERSION, OPT_LIMIT0 };
 
 int main(int argc, char **argv)
@@ -97,12 +141,19 @@ int main(int argc, char **argv)
 	bx_config cfg;
 	bx_config_init(&cfg);
 	static char host[256];
+	static const char *origins[MAX_ORIGIN_FLAGS];
+	static bx_web_mount mounts[MAX_MOUNT_FLAGS];
 
 	struct option opts[64];
 	size_t k = 0;
 	opts[k++] = (struct option){"listen", required_argument, NULL, OPT_LISTEN};
 	opts[k++] = (struct option){"path", required_argument, NULL, OPT_PATH};
 	opts[k++] = (struct option){"log-level", required_argument, NULL, OPT_LOG};
+	opts[k++] = (struct option){"allow-origin", required_argument, NULL, OPT_ALLOW_ORIGIN};
+	opts[k++] = (struct option){"cookie-samesite", required_argument, NULL, OPT_SAMESITE};
+	opts[k++] = (struct option){"cookie-secure", no_argument, NULL, OPT_COOKIE_SECURE};
+	opts[k++] = (struct option){"web-root", required_argument, NULL, OPT_WEB_ROOT};
+	opts[k++] = (struct option){"web-mount", required_argument, NULL, OPT_WEB_MOUNT};
 	opts[k++] = (struct option){"help", no_argument, NULL, OPT_HELP};
 	opts[k++] = (struct option){"version", no_argument, NULL, OPT_VERSION};
 	for (size_t i = 0; i < bx_nlimits; i++)
@@ -122,6 +173,27 @@ int main(int argc, char **argv)
 			break;
 		case OPT_LOG:
 			cfg.log_level = parse_level(optarg);
+			break;
+		case OPT_ALLOW_ORIGIN:
+			if (cfg.n_allow_origins == MAX_ORIGIN_FLAGS)
+				die_usage("at most %s --allow-origin flags%s", "64", "");
+			origins[cfg.n_allow_origins++] = optarg;
+			cfg.allow_origins = origins;
+			break;
+		case OPT_SAMESITE:
+			cfg.cookie_samesite = parse_samesite(optarg);
+			break;
+		case OPT_COOKIE_SECURE:
+			cfg.cookie_secure = 1;
+			break;
+		case OPT_WEB_ROOT:
+			cfg.web_root = optarg;
+			break;
+		case OPT_WEB_MOUNT:
+			if (cfg.n_web_mounts == MAX_MOUNT_FLAGS)
+				die_usage("at most %s --web-mount flags%s", "16", "");
+			parse_mount(optarg, &mounts[cfg.n_web_mounts++]);
+			cfg.web_mounts = mounts;
 			break;
 		case OPT_HELP:
 			usage(stdout);
@@ -165,6 +237,13 @@ int main(int argc, char **argv)
 	bool v6 = strchr(cfg.listen_host, ':') && cfg.listen_host[0] != '[';
 	bx_info("bayeuxd %s listening on http://%s%s%s:%u%s", BX_VERSION_STRING, v6 ? "[" : "",
 	        cfg.listen_host, v6 ? "]" : "", bx_server_port(srv), cfg.path);
+	if (cfg.web_root) {
+		bool any = strcmp(cfg.listen_host, "*") == 0 ||
+		           strcmp(cfg.listen_host, "0.0.0.0") == 0;
+		bx_info("demo: open http://%s%s%s:%u/ in two browsers (files of %s)", v6 ? "[" : "",
+		        any ? "127.0.0.1" : cfg.listen_host, v6 ? "]" : "", bx_server_port(srv),
+		        cfg.web_root);
+	}
 
 	int sig = 0;
 	sigwait(&set, &sig);

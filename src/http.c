@@ -6,6 +6,12 @@
  * a cap, handed to the core, and answered at once, or, for a held
  * /meta/connect, suspended with MHD_suspend_connection() and answered when
  * the core resumes it. No thread waits for a held request.
+ *
+ * Also here: the callback-polling (JSONP) wire, GET <mount>?jsonp=CB&
+ * message=[...], held the same way (body written by transport_callback.c);
+ * CORS headers for the origins the operator allows (cors.c); the
+ * BAYEUX_BROWSER cookie's attributes; and static files outside the mount
+ * (static.c).
  */
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -21,6 +27,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "static.h"
 #include "log.h"
 
 struct bx_http {
@@ -38,14 +45,35 @@ typedef struct req_ctx {
 	bx_buf body;
 	bool too_big;
 	bool was_held;
-	bx_hold *hold; /* set while parked, and after resume until answered */
+	bx_hold *hold;      /* set while parked, and after resume until answered */
+	const char *origin; /* an allowed Origin to echo (CORS), or NULL; valid
+	                       for the request's life (libmicrohttpd's pool) */
+	char jsonp[BX_JSONP_CALLBACK_MAX + 1]; /* callback-polling callback, or "" */
 } req_ctx;
 
 /*---- Responses ---------------------------------------------------------------*/
 
-static enum MHD_Result send_buf(struct MHD_Connection *conn, int status, bx_buf *body,
-                                const char *type, const char *set_browser)
+static const char *const samesite_names[] = {"Lax", "Strict", "None"};
+
+/* CORS headers on a Bayeux reply (PROTOCOL.md §6): the allowed origin is
+ * echoed with credentials, never "*"; Vary tells caches the answer depends on
+ * Origin. */
+static void add_cors(const req_ctx *rc, struct MHD_Response *r)
 {
+	if (!rc->srv->cors)
+		return;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Origin");
+	if (!rc->origin)
+		return;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_ORIGIN, rc->origin);
+	MHD_add_response_header(r, "Access-Control-Allow-Credentials", "true");
+}
+
+static enum MHD_Result send_buf(req_ctx *rc, int status, bx_buf *body, const char *type,
+                                const char *set_browser)
+{
+	struct MHD_Connection *conn = rc->conn;
+	const bx_config *cfg = &rc->srv->cfg;
 	size_t len = 0;
 	char *data = bx_buf_steal(body, &len);
 	struct MHD_Response *r = MHD_create_response_from_buffer(len, data ? data : (void *)"",
@@ -58,10 +86,18 @@ static enum MHD_Result send_buf(struct MHD_Connection *conn, int status, bx_buf 
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
 	/* Proxies must neither cache nor hold Bayeux replies (seed §5.3). */
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache, no-store");
+	/* A reply that starts with bytes from the request must not be sniffed
+	 * into another type (JSONP, error texts). */
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	add_cors(rc, r);
 	if (set_browser && set_browser[0]) {
-		char cookie[128];
-		snprintf(cookie, sizeof cookie, "BAYEUX_BROWSER=%s; Path=/; HttpOnly; SameSite=Lax",
-		         set_browser);
+		/* Attributes: README, "Browsers". SameSite=None needs Secure. */
+		char cookie[160];
+		int ss = cfg->cookie_samesite;
+		snprintf(cookie, sizeof cookie,
+		         "BAYEUX_BROWSER=%s; Path=/; HttpOnly; SameSite=%s%s", set_browser,
+		         samesite_names[ss],
+		         cfg->cookie_secure || ss == BX_SAMESITE_NONE ? "; Secure" : "");
 		MHD_add_response_header(r, MHD_HTTP_HEADER_SET_COOKIE, cookie);
 	}
 	enum MHD_Result ret = MHD_queue_response(conn, (unsigned)status, r);
@@ -69,20 +105,35 @@ static enum MHD_Result send_buf(struct MHD_Connection *conn, int status, bx_buf 
 	return ret;
 }
 
-static enum MHD_Result send_text(struct MHD_Connection *conn, int status, const char *text)
+static enum MHD_Result send_text(req_ctx *rc, int status, const char *text)
 {
 	bx_buf b;
 	bx_buf_init(&b);
 	bx_buf_puts(&b, text);
 	bx_buf_putc(&b, '\n');
-	return send_buf(conn, status, &b, "text/plain; charset=utf-8", NULL);
+	return send_buf(rc, status, &b, "text/plain; charset=utf-8", NULL);
 }
 
-static enum MHD_Result send_bayeux(struct MHD_Connection *conn, bx_response *res)
+static enum MHD_Result send_bayeux(req_ctx *rc, bx_response *res)
 {
 	const char *type = res->status == 200 ? "application/json; charset=utf-8"
 	                                      : "text/plain; charset=utf-8";
-	enum MHD_Result ret = send_buf(conn, res->status, &res->body, type, res->set_browser);
+	if (rc->jsonp[0] && res->status == 200) {
+		/* Callback polling: the same array, as a call of the page's callback. */
+		bx_buf js;
+		bx_buf_init(&js);
+		bx_jsonp_wrap(&js, rc->jsonp, res->body.data ? res->body.data : "", res->body.len);
+		bx_buf_free(&res->body);
+		res->body = js;
+		type = "text/javascript; charset=utf-8";
+		if (js.failed) {
+			res->status = 503;
+			bx_buf_free(&res->body);
+			bx_buf_puts(&res->body, "out of memory\n");
+			type = "text/plain; charset=utf-8";
+		}
+	}
+	enum MHD_Result ret = send_buf(rc, res->status, &res->body, type, res->set_browser);
 	bx_response_free(res);
 	return ret;
 }
@@ -113,20 +164,16 @@ static bool under_mount(const struct bx_http *h, const char *url)
 	       (url[h->pathlen] == '\0' || url[h->pathlen] == '/');
 }
 
-static enum MHD_Result bayeux_post(req_ctx *rc, struct MHD_Connection *conn)
+/* Hands one batch to the core; answers it, or leaves it parked. */
+static enum MHD_Result bayeux_dispatch(req_ctx *rc, const char *body, size_t len,
+                                       unsigned transport)
 {
 	bx_server *srv = rc->srv;
-	if (rc->too_big) {
-		char msg[96];
-		snprintf(msg, sizeof msg, "request body larger than %zu bytes (--max-body)",
-		         srv->cfg.max_body);
-		return send_text(conn, MHD_HTTP_CONTENT_TOO_LARGE, msg);
-	}
 	bx_request req = {
-	        .body = rc->body.data ? rc->body.data : "",
-	        .len = rc->body.len,
-	        .browser = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, "BAYEUX_BROWSER"),
-	        .transport = BX_CT_LONG_POLLING,
+	        .body = body,
+	        .len = len,
+	        .browser = MHD_lookup_connection_value(rc->conn, MHD_COOKIE_KIND, "BAYEUX_BROWSER"),
+	        .transport = transport,
 	        .waker = {.suspend = park, .resume = unpark, .arg = rc},
 	};
 	bx_response res;
@@ -140,7 +187,74 @@ static enum MHD_Result bayeux_post(req_ctx *rc, struct MHD_Connection *conn)
 		bx_response_free(&res);
 		return MHD_YES;
 	}
-	return send_bayeux(conn, &res);
+	return send_bayeux(rc, &res);
+}
+
+static enum MHD_Result bayeux_post(req_ctx *rc, struct MHD_Connection *conn)
+{
+	bx_server *srv = rc->srv;
+	if (rc->too_big) {
+		char msg[96];
+		snprintf(msg, sizeof msg, "request body larger than %zu bytes (--max-body)",
+		         srv->cfg.max_body);
+		return send_text(rc, MHD_HTTP_CONTENT_TOO_LARGE, msg);
+	}
+	return bayeux_dispatch(rc, rc->body.data ? rc->body.data : "", rc->body.len,
+	                       BX_CT_LONG_POLLING);
+}
+
+/* Callback polling (PROTOCOL.md §6): GET <mount>?jsonp=CB&message=[...]. */
+static enum MHD_Result bayeux_jsonp(req_ctx *rc, struct MHD_Connection *conn, const char *cb)
+{
+	if (!bx_jsonp_callback_ok(cb))
+		return send_text(
+		        rc, MHD_HTTP_BAD_REQUEST,
+		        "the jsonp callback must be 1 to 64 characters of A-Z a-z 0-9 _ $ . "
+		        "and not start with a digit or '.'");
+	const char *msg = NULL;
+	size_t len = 0;
+	if (MHD_lookup_connection_value_n(conn, MHD_GET_ARGUMENT_KIND, "message",
+	                                  sizeof "message" - 1, &msg, &len) != MHD_YES ||
+	    !msg)
+		return send_text(rc, MHD_HTTP_BAD_REQUEST,
+		                 "a callback-polling GET needs a message parameter (a JSON array)");
+	if (len > rc->srv->cfg.max_body) {
+		char text[96];
+		snprintf(text, sizeof text, "message larger than %zu bytes (--max-body)",
+		         rc->srv->cfg.max_body);
+		return send_text(rc, MHD_HTTP_CONTENT_TOO_LARGE, text);
+	}
+	/* Checked above: fits, and holds only safe characters. */
+	memcpy(rc->jsonp, cb, strlen(cb) + 1);
+	return bayeux_dispatch(rc, msg, len, BX_CT_CALLBACK_POLLING);
+}
+
+/* CORS preflight (PROTOCOL.md §6): allowed origins get the methods and
+ * headers the CometD client uses; others 403; no Origin: plain 200. */
+static enum MHD_Result bayeux_options(req_ctx *rc, struct MHD_Connection *conn)
+{
+	const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+	if (!origin)
+		return send_text(rc, MHD_HTTP_OK, "");
+	if (!rc->origin)
+		return send_text(
+		        rc, MHD_HTTP_FORBIDDEN,
+		        "this origin may not use the Bayeux endpoint (see --allow-origin)");
+	struct MHD_Response *r =
+	        MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	if (!r)
+		return MHD_NO;
+	char age[24];
+	snprintf(age, sizeof age, "%u", rc->srv->cfg.cors_max_age_s);
+	add_cors(rc, r);
+	MHD_add_response_header(r, "Access-Control-Allow-Methods", "POST, GET, OPTIONS");
+	MHD_add_response_header(r, "Access-Control-Allow-Headers",
+	                        "Content-Type, Authorization, X-Requested-With");
+	MHD_add_response_header(r, "Access-Control-Max-Age", age);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache, no-store");
+	enum MHD_Result ret = MHD_queue_response(conn, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -176,18 +290,28 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		bx_response_init(&res);
 		bx_hold_finish(h->srv, rc->hold, &res);
 		rc->hold = NULL;
-		return send_bayeux(conn, &res);
+		return send_bayeux(rc, &res);
 	}
-	if (!under_mount(h, url))
-		return send_text(conn, MHD_HTTP_NOT_FOUND, "not found");
+	if (!under_mount(h, url)) {
+		if (bx_static_enabled(h->srv))
+			return bx_static_serve(h->srv, conn, url, method);
+		return send_text(rc, MHD_HTTP_NOT_FOUND, "not found");
+	}
+	const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+	if (bx_cors_allowed(h->srv, origin))
+		rc->origin = origin;
 	if (strcmp(method, MHD_HTTP_METHOD_POST) == 0)
 		return bayeux_post(rc, conn);
 	if (strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0)
-		return send_text(conn, MHD_HTTP_OK, "");
-	if (strcmp(method, MHD_HTTP_METHOD_GET) == 0)
-		return send_text(conn, MHD_HTTP_BAD_REQUEST,
+		return bayeux_options(rc, conn);
+	if (strcmp(method, MHD_HTTP_METHOD_GET) == 0) {
+		const char *cb = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "jsonp");
+		if (cb)
+			return bayeux_jsonp(rc, conn, cb);
+		return send_text(rc, MHD_HTTP_BAD_REQUEST,
 		                 "a Bayeux GET needs a jsonp callback; use POST for long polling");
-	return send_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
+	}
+	return send_text(rc, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
