@@ -18,6 +18,21 @@ export const REPO = path.resolve(here, '..', '..', '..');
 export const SLOW = Number(process.env.BAYEUXD_SLOW || 1) || 1;
 export const PEER = process.env.BAYEUX_PEER || '';
 
+// Daemons started by this process and still running: if the test process exits without
+// stopping one (a crash, an uncaught error), kill it so no daemon outlives its test.
+const live = new Set();
+process.on('exit', () => {
+  for (const proc of live) {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  }
+});
+
+function track(proc) {
+  live.add(proc);
+  proc.on('exit', () => live.delete(proc));
+  return proc;
+}
+
 const READY_RE = /listening on (http:\/\/([^\s/]+):(\d+)(\/[^\s]*)?)/;
 
 /** argv (program first) used to run the daemon with the given flags. */
@@ -45,7 +60,7 @@ function tail(text, lines = 40) {
 export function startDaemon(flags = [], {readyTimeoutMs = 10000, listen = true} = {}) {
   const args = listen ? ['--listen', '127.0.0.1:0', ...flags] : [...flags];
   const argv = daemonArgv(args);
-  const proc = spawn(argv[0], argv.slice(1), {stdio: ['ignore', 'pipe', 'pipe']});
+  const proc = track(spawn(argv[0], argv.slice(1), {stdio: ['ignore', 'pipe', 'pipe']}));
   let stderr = '';
   let stdout = '';
   const exited = new Promise((resolve) => {
@@ -141,7 +156,7 @@ export async function stopDaemonClean(daemon) {
  */
 export function runDaemonOnce(flags, {timeoutMs = 5000} = {}) {
   const argv = daemonArgv(flags);
-  const proc = spawn(argv[0], argv.slice(1), {stdio: ['ignore', 'pipe', 'pipe']});
+  const proc = track(spawn(argv[0], argv.slice(1), {stdio: ['ignore', 'pipe', 'pipe']}));
   let stdout = '';
   let stderr = '';
   proc.stdout.setEncoding('utf8');
