@@ -10,9 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "bayeux.h"
-#include "config.h"
+#include "settings.h"
 #include "log.h"
 
 #define EXIT_USAGE 2
@@ -34,6 +35,15 @@ static void usage(FILE *f)
 		        l->help, "", l->unit, (long long)l->def, (long long)l->min,
 		        (long long)l->max);
 	}
+	fprintf(f, "  --publish-token-file FILE\n"
+	           "                       let backends publish with no handshake (POST to the\n"
+	           "                       endpoint with no clientId, or POST /publish/CHANNEL\n"
+	           "                       with the JSON data as body) when they send\n"
+	           "                       'Authorization: Bearer TOKEN'; TOKEN is FILE's content\n"
+	           "                       (16 to 4096 characters; keep FILE mode 0600)\n"
+	           "  --allow-local-publish\n"
+	           "                       also let loopback clients publish so without a token\n"
+	           "                       (not requests with an Origin header: browsers)\n");
 	fprintf(f, "  --allow-origin ORIGIN\n"
 	           "                       let pages of ORIGIN (e.g. https://app.example.com) use\n"
 	           "                       the endpoint cross-origin (CORS, with credentials);\n"
@@ -106,6 +116,7 @@ static void parse_limit(const bx_limit *l, const char *arg, bx_config *cfg)
 	bx_limit_set(cfg, l, v);
 }
 
+enum { OPT_PUBLISH_TOKEN_FILE = 900, OPT_ALLOW_LOCAL_PUBLISH };
 enum { OPT_ALLOW_ORIGIN = 800, OPT_SAMESITE, OPT_COOKIE_SECURE, OPT_WEB_ROOT, OPT_WEB_MOUNT };
 /* Room for repeated --allow-origin and --web-mount flags. */
 #define MAX_ORIGIN_FLAGS 64
@@ -136,6 +147,37 @@ static void parse_mount(char *arg, bx_web_mount *m)
 
 enum { OPT_LISTEN = 1000, OPT_PATH, OPT_LOG, OPT_HELP, OPT_VERSION, OPT_LIMIT0 };
 
+/* Reads the backend publish token from path into buf (trailing whitespace
+ * dropped); exits with a message when it cannot. */
+static void read_token_file(const char *path, char *buf, size_t buflen)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "bayeuxd: cannot read --publish-token-file '%s': %s\n", path,
+		        strerror(errno));
+		exit(EXIT_USAGE);
+	}
+	struct stat st;
+	if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
+		fprintf(stderr,
+		        "bayeuxd: warning: --publish-token-file '%s' is readable by other users; "
+		        "chmod 600 it\n",
+		        path);
+	size_t n = fread(buf, 1, buflen - 1, f);
+	bool more = fgetc(f) != EOF;
+	fclose(f);
+	buf[n] = '\0';
+	while (n && strchr(" \t\r\n", buf[n - 1]))
+		buf[--n] = '\0';
+	if (more || n == 0) {
+		fprintf(stderr,
+		        "bayeuxd: --publish-token-file '%s' must hold one token of 16 to %d "
+		        "characters, got %s\n",
+		        path, (int)buflen - 2, more ? "more" : "none");
+		exit(EXIT_USAGE);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	bx_config cfg;
@@ -143,6 +185,7 @@ int main(int argc, char **argv)
 	static char host[256];
 	static const char *origins[MAX_ORIGIN_FLAGS];
 	static bx_web_mount mounts[MAX_MOUNT_FLAGS];
+	static char token[4098]; /* BX_PUBLISH_TOKEN_MAX + a byte to see it is longer */
 
 	struct option opts[64];
 	size_t k = 0;
@@ -154,6 +197,10 @@ int main(int argc, char **argv)
 	opts[k++] = (struct option){"cookie-secure", no_argument, NULL, OPT_COOKIE_SECURE};
 	opts[k++] = (struct option){"web-root", required_argument, NULL, OPT_WEB_ROOT};
 	opts[k++] = (struct option){"web-mount", required_argument, NULL, OPT_WEB_MOUNT};
+	opts[k++] = (struct option){"publish-token-file", required_argument, NULL,
+	                            OPT_PUBLISH_TOKEN_FILE};
+	opts[k++] =
+	        (struct option){"allow-local-publish", no_argument, NULL, OPT_ALLOW_LOCAL_PUBLISH};
 	opts[k++] = (struct option){"help", no_argument, NULL, OPT_HELP};
 	opts[k++] = (struct option){"version", no_argument, NULL, OPT_VERSION};
 	for (size_t i = 0; i < bx_nlimits; i++)
@@ -195,6 +242,13 @@ int main(int argc, char **argv)
 			parse_mount(optarg, &mounts[cfg.n_web_mounts++]);
 			cfg.web_mounts = mounts;
 			break;
+		case OPT_PUBLISH_TOKEN_FILE:
+			read_token_file(optarg, token, sizeof token);
+			cfg.publish_token = token;
+			break;
+		case OPT_ALLOW_LOCAL_PUBLISH:
+			cfg.allow_local_publish = true;
+			break;
 		case OPT_HELP:
 			usage(stdout);
 			return 0;
@@ -228,6 +282,7 @@ int main(int argc, char **argv)
 	bx_server *srv;
 	if (bx_server_new(&cfg, &srv) != 0)
 		return 1;
+	explicit_bzero(token, sizeof token); /* the server has its own copy */
 	int rc = bx_server_start(srv);
 	if (rc != 0) {
 		bx_error("could not start: %s", bx_strerror(rc));

@@ -9,7 +9,7 @@
 
 #include "api.h"
 #include "channel.h"
-#include "config.h"
+#include "settings.h"
 #include "core.h"
 #include "dispatch.h"
 #include "log.h"

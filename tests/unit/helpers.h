@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "config.h"
+#include "settings.h"
 #include "core.h"
 
 typedef struct fake_waker {

@@ -1,5 +1,5 @@
-/* config.c — defaults and ranges of every server setting (see config.h). */
-#include "config.h"
+/* settings.c — defaults and ranges of every server setting (see settings.h). */
+#include "settings.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -118,6 +118,18 @@ int bx_config_check(const bx_config *cfg, char *err, size_t errlen)
 	    (cfg->n_web_mounts && !cfg->web_mounts)) {
 		snprintf(err, errlen, "allow_origins and web_mounts need an array when counted");
 		return -BX_EINVAL;
+	}
+	if (cfg->publish_token) {
+		size_t n = strlen(cfg->publish_token);
+		if (n < BX_PUBLISH_TOKEN_MIN || n > BX_PUBLISH_TOKEN_MAX ||
+		    strcspn(cfg->publish_token, " \t\r\n") != n) {
+			snprintf(err, errlen,
+			         "the publish token (--publish-token-file) must be %d to %d "
+			         "characters with no spaces, got %zu; make one with: head -c 32 "
+			         "/dev/urandom | base64",
+			         BX_PUBLISH_TOKEN_MIN, BX_PUBLISH_TOKEN_MAX, n);
+			return -BX_EINVAL;
+		}
 	}
 	if (cfg->log_level < BX_LOG_ERROR || cfg->log_level > BX_LOG_DEBUG) {
 		snprintf(err, errlen, "--log-level must be error, warn, info or debug");
