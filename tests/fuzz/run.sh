@@ -1,0 +1,60 @@
+#!/bin/bash
+# Builds the libFuzzer targets (clang, ASan + UBSan) and runs each for a
+# bounded time: tests/fuzz/run.sh [SECONDS] (default 60).
+#
+# Environment: FUZZ_BUILD (build folder, default build-fuzz; configured once
+# with --enable-fuzzing CC=clang), FUZZ_JOBS (parallel fuzzing processes,
+# default 1).
+# The seed corpus (tests/fuzz/corpus) is read, never written: new inputs go
+# to $FUZZ_BUILD/fuzz-corpus, crashes to $FUZZ_BUILD/fuzz-artifacts.
+# Prints one line per target, "fuzz TARGET: N executions in S s, no finding"
+# (or the finding), and exits non-zero on a finding.
+set -uo pipefail
+seconds=${1:-60}
+cd "$(dirname "$0")/../.."
+src=$(pwd)
+build=${FUZZ_BUILD:-build-fuzz}
+jobs=${FUZZ_JOBS:-1}
+
+if ! command -v clang >/dev/null 2>&1; then
+	echo "fuzz: clang is missing: apt-get install -y clang libclang-rt-14-dev" >&2
+	exit 1
+fi
+[ -x configure ] || ./autogen.sh >/dev/null
+mkdir -p "$build"
+if [ ! -f "$build/Makefile" ]; then
+	(cd "$build" && "$src/configure" -q --enable-fuzzing --disable-tests CC=clang) || {
+		echo "fuzz: configure failed (see $build/config.log)" >&2
+		exit 1
+	}
+fi
+make -s -C "$build" -j"$(nproc)" tests/fuzz/fuzz_dispatch >/dev/null || {
+	echo "fuzz: the build failed" >&2
+	exit 1
+}
+
+export ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=1:${ASAN_OPTIONS:-}"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
+status=0
+for target in fuzz_dispatch; do
+	work="$build/fuzz-corpus/$target"
+	art="$build/fuzz-artifacts/$target"
+	log="$build/fuzz-$target.log"
+	mkdir -p "$work" "$art"
+	"$build/tests/fuzz/$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+		-max_len=65536 -print_final_stats=1 -dict=tests/fuzz/bayeux.dict \
+		-artifact_prefix="$art/" -jobs="$jobs" -workers="$jobs" \
+		"$work" tests/fuzz/corpus >"$log" 2>&1
+	rc=$?
+	[ "$jobs" -gt 1 ] && cat fuzz-*.log >>"$log" 2>/dev/null && rm -f fuzz-*.log
+	runs=$(grep -E '^stat::number_of_executed_units:' "$log" | awk '{s += $2} END {print s + 0}')
+	secs=$(grep -E '^stat::number_of_executed_units:' "$log" >/dev/null && echo "$seconds")
+	if [ "$rc" -eq 0 ]; then
+		echo "fuzz $target: $runs executions in ${secs:-$seconds} s, no finding (corpus: $(ls "$work" | wc -l) inputs)"
+	else
+		echo "fuzz $target: FINDING (exit $rc) after $runs executions; see $log and $art/"
+		grep -E 'ERROR|SUMMARY|runtime error|==[0-9]+==' "$log" | head -20
+		status=1
+	fi
+done
+exit $status
