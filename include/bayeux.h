@@ -18,6 +18,7 @@
 #ifndef BAYEUX_H
 #define BAYEUX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -30,12 +31,13 @@ extern "C" {
 /* Error codes returned (negated) by the functions below. */
 enum bx_error {
 	BX_OK = 0,
-	BX_EINVAL = 1,   /* an argument or configuration value is out of range */
-	BX_ENOMEM = 2,   /* an allocation failed */
-	BX_ELISTEN = 3,  /* the listening socket could not be opened */
-	BX_ESTATE = 4,   /* the server is not in a state that allows the call */
-	BX_ECHANNEL = 5, /* a channel name is not valid for the call */
-	BX_EJSON = 6,    /* a JSON text did not parse */
+	BX_EINVAL = 1,    /* an argument or configuration value is out of range */
+	BX_ENOMEM = 2,    /* an allocation failed */
+	BX_ELISTEN = 3,   /* the listening socket could not be opened */
+	BX_ESTATE = 4,    /* the server is not in a state that allows the call */
+	BX_ECHANNEL = 5,  /* a channel name is not valid for the call */
+	BX_EJSON = 6,     /* a JSON text did not parse */
+	BX_EREJECTED = 7, /* an extension rejected the message */
 };
 
 /* Log levels, from quiet to verbose. */
@@ -104,6 +106,15 @@ typedef struct bx_config {
 	                                   longest prefix wins), default none;
 	                                   copied by bx_server_new() */
 	size_t n_web_mounts;
+
+	/* Backend publishing over HTTP: a publish with no clientId and no
+	 * handshake, on POST <path> or POST /publish/<channel>. */
+	const char *publish_token; /* the bearer token a backend sends as
+	                              "Authorization: Bearer <token>" (compared in
+	                              constant time), default NULL = none */
+	bool allow_local_publish;  /* also accept them without a token from a
+	                              loopback address, default false. Without
+	                              either: 403::publish_denied */
 } bx_config;
 
 typedef struct bx_server bx_server;
@@ -148,6 +159,169 @@ void bx_server_free(bx_server *srv);
 
 /* A static English text for an error code (positive or negative). */
 const char *bx_strerror(int err);
+
+/*---- Embedding: sessions, messages, hooks -----------------------------------
+ *
+ * Hooks (listeners, extensions, the session listener, the policy) are
+ * registered after bx_server_new() and before bx_server_start(); registering
+ * later returns -BX_ESTATE. They are never removed: they live until
+ * bx_server_free(). Being fixed while the server runs, they are read with no
+ * lock, and a server with no hook pays one pointer test per message.
+ *
+ * Every hook runs on the thread that handles the triggering request (one of
+ * the HTTP threads), or on the timer thread (a session expiring) or in
+ * bx_server_stop()/bx_server_free() (sessions removed at shutdown). Hooks may
+ * run on several threads at once, so what they share needs a lock. Within a
+ * hook you may call any function of this header except bx_server_stop(),
+ * bx_server_free() and the registration functions. Keep hooks short: the
+ * thread serves other connections while the hook does not return.
+ *
+ * A bx_message and the strings read from it are valid only until the hook
+ * that received it returns.
+ */
+
+/* A client session: one handshaken client. */
+typedef struct bx_session bx_session;
+/* One Bayeux message passed to a hook; see the accessors below. */
+typedef struct bx_message bx_message;
+
+/* The session's client id (22 alphanumeric characters). It is a bearer
+ * secret: do not log or forward it. Valid while you hold a reference. */
+const char *bx_session_id(const bx_session *s);
+
+/* Takes a reference to s, so that it stays valid after the hook that gave it
+ * returns (e.g. to bx_deliver() to it later from another thread). */
+void bx_session_ref(bx_session *s);
+
+/* Drops a reference taken with bx_session_ref(). Every reference must be
+ * dropped before bx_server_free(). NULL is ignored. */
+void bx_session_unref(bx_session *s);
+
+/*
+ * Queues {"channel":channel,"data":data[,"id":id_json]} for session `to`
+ * only, as a delivery, passing it through the outgoing extensions. data is
+ * a JSON text of len bytes; id_json is NULL or an id as bx_message_id()
+ * returns it. The message reaches the client with its next /meta/connect
+ * reply (a held one is answered at once). Callable from any thread.
+ * Returns 0, -BX_ESTATE when the session has ended, -BX_ECHANNEL for a meta
+ * or wildcard channel, -BX_EJSON when data or id_json does not parse,
+ * -BX_EREJECTED when an outgoing extension rejected it, -BX_ENOMEM.
+ */
+int bx_deliver(bx_session *to, const char *channel, const char *data, size_t len,
+               const char *id_json);
+
+/* The message's channel (NUL-terminated, validated). */
+const char *bx_message_channel(const bx_message *m);
+
+/* The sending session, or NULL when the message has none: a backend
+ * publish over HTTP, a handshake, or a message the server itself sends. */
+bx_session *bx_message_session(const bx_message *m);
+
+/* The message's id as JSON text (e.g. "\"7\"" or "7"), or NULL. */
+const char *bx_message_id(const bx_message *m);
+
+/* The message's `data` as compact JSON text, its length in *len (len may be
+ * NULL; the text may hold U+0000 escaped, never a raw NUL), or NULL when
+ * there is no data. */
+const char *bx_message_data(const bx_message *m, size_t *len);
+
+/* Replaces the message's `data` with the JSON text json (len bytes). Returns
+ * 0, -BX_EJSON, or -BX_ENOMEM; the message is unchanged on failure. */
+int bx_message_set_data(bx_message *m, const char *json, size_t len);
+
+/* The message's `ext` object as JSON text (and its length), or NULL. */
+const char *bx_message_ext(const bx_message *m, size_t *len);
+
+/* Replaces the message's `ext` with the JSON object text json (len bytes),
+ * or removes it when json is NULL. Returns 0, -BX_EJSON (not an object),
+ * -BX_ENOMEM. */
+int bx_message_set_ext(bx_message *m, const char *json, size_t len);
+
+/*
+ * A channel listener: called for each message a client or a backend
+ * publishes on a channel matching its pattern, before it is broadcast
+ * (listeners may change its data with bx_message_set_data()), in
+ * registration order. Return true to let it go on, false to delete it:
+ * it is not broadcast and the publisher gets 404::message_deleted.
+ * Messages from bx_publish() and bx_deliver() are not passed to listeners.
+ */
+typedef bool (*bx_listener_fn)(void *arg, bx_message *m);
+
+/*
+ * Registers fn for channels matching pattern (a channel name, or a name whose
+ * last segment is the wildcard * or **). On /service/... channels (never
+ * broadcast), a listener is the service: it answers the sender only with
+ * bx_reply(). arg is passed back as is and is yours to free after
+ * bx_server_free(). Returns 0, -BX_ECHANNEL
+ * (a malformed or /meta pattern), -BX_ESTATE (server started), -BX_ENOMEM.
+ */
+int bx_server_add_listener(bx_server *srv, const char *pattern, bx_listener_fn fn, void *arg);
+
+/*
+ * From a listener: answers the message's sender only, on the message's own
+ * channel and with its id, with data (a JSON text of len bytes): CometD's
+ * service request/reply. The reply reaches the sender with its next
+ * /meta/connect reply (a held one is answered at once). Returns as
+ * bx_deliver(), or -BX_ESTATE when the message has no session (a backend's).
+ */
+int bx_reply(const bx_message *request, const char *data, size_t len);
+
+/*
+ * An extension hook. Incoming hooks see every message a client sends (meta
+ * messages included) after its channel is validated and before it is
+ * handled; outgoing hooks see every message delivered to clients (published
+ * by a client, a backend or bx_publish(), or sent with bx_deliver() or
+ * bx_reply()) once, before it is serialized and copied to each recipient, so
+ * what a hook writes is what every recipient gets. Replies to meta messages
+ * do not pass through outgoing hooks. bx_message_session() of an outgoing
+ * message is its sender (NULL for the server and backends).
+ *
+ * Return NULL to let the message go on (changed or not), or an error text
+ * such as "403::forbidden" to reject it; the text is copied before the
+ * hook's caller returns. A rejected incoming message is not handled and its
+ * sender gets {"successful":false,"error":<text>}; a rejected outgoing one
+ * is delivered to nobody, a publishing client gets the error in its publish
+ * reply, and bx_publish()/bx_deliver() return -BX_EREJECTED.
+ */
+typedef const char *(*bx_ext_fn)(void *arg, bx_message *m);
+
+/* Registers an extension: either hook may be NULL. Extensions run in
+ * registration order. Returns 0, -BX_EINVAL (both NULL), -BX_ESTATE,
+ * -BX_ENOMEM. */
+int bx_server_add_extension(bx_server *srv, bx_ext_fn incoming, bx_ext_fn outgoing, void *arg);
+
+/*
+ * A session listener: called with added true when a handshake creates a
+ * session (before the handshake reply is sent), and with added false when
+ * it ends (disconnect, expiry, or shutdown in bx_server_stop()/free()). s is
+ * valid during the call; take a reference to keep it.
+ */
+typedef void (*bx_session_fn)(void *arg, bx_session *s, bool added);
+
+/* Registers a session listener. Returns 0, -BX_ESTATE, -BX_ENOMEM. */
+int bx_server_add_session_listener(bx_server *srv, bx_session_fn fn, void *arg);
+
+/* What the policy is asked about. */
+enum bx_policy_op {
+	BX_POLICY_HANDSHAKE = 0, /* s is NULL; channel "/meta/handshake" */
+	BX_POLICY_SUBSCRIBE = 1, /* channel is one pattern of the subscription */
+	BX_POLICY_PUBLISH = 2,   /* s is NULL for a backend's publish */
+};
+
+/*
+ * The security policy: return true to allow. m is the handshake, subscribe
+ * or publish message (read its ext for credentials). Called after incoming
+ * extensions. Refusals answer 403::handshake_denied (advice
+ * reconnect:"none"), 403:denied_by_security_policy:subscribe_denied or
+ * 403:denied_by_security_policy:publish_denied. bx_publish() and
+ * bx_deliver() are not checked.
+ */
+typedef bool (*bx_policy_fn)(void *arg, enum bx_policy_op op, bx_session *s, const char *channel,
+                             const bx_message *m);
+
+/* Sets the policy (one per server; a second call replaces the first).
+ * Returns 0 or -BX_ESTATE. */
+int bx_server_set_policy(bx_server *srv, bx_policy_fn fn, void *arg);
 
 #ifdef __cplusplus
 }

@@ -178,6 +178,8 @@ void bx_router_unsubscribe_all(bx_router *r, bx_session *s);
  * into out (each with a reference; free with bx_sessvec_release). */
 void bx_router_match(bx_router *r, const char *channel, size_t len, bx_sessvec *out);
 void bx_sessvec_release(bx_sessvec *v);
+/* True when no subscription is left and every branch was freed. */
+bool bx_router_is_empty(bx_router *r);
 
 /*---- Timers ----------------------------------------------------------------*/
 
@@ -262,6 +264,9 @@ struct bx_server {
 	struct bx_cors *cors;  /* allowed origins (cors.c), or NULL: none */
 	struct bx_static *web; /* static file folders (static.c), or NULL: none */
 	bx_stats stats;
+
+	char *publish_token; /* our copy of cfg.publish_token, or NULL */
+	struct bx_api *api;  /* hooks of the embedding program (api.h), or NULL */
 };
 
 /* Milliseconds on CLOCK_MONOTONIC: the default clock. */
@@ -282,6 +287,9 @@ typedef struct bx_request {
 	const char *browser; /* BAYEUX_BROWSER cookie value, or NULL */
 	unsigned transport;  /* enum bx_conn_type of the wire it came on */
 	bx_waker waker;      /* how to hold it; suspend NULL = never hold */
+	/* The transport authorized this request to publish with no clientId
+	 * (a backend: bearer token or allowed loopback; PROTOCOL.md §5). */
+	bool backend;
 } bx_request;
 
 typedef struct bx_response {

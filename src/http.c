@@ -28,6 +28,7 @@
 
 #include "core.h"
 #include "static.h"
+#include "http_publish.h"
 #include "log.h"
 
 struct bx_http {
@@ -175,6 +176,7 @@ static enum MHD_Result bayeux_dispatch(req_ctx *rc, const char *body, size_t len
 	        .browser = MHD_lookup_connection_value(rc->conn, MHD_COOKIE_KIND, "BAYEUX_BROWSER"),
 	        .transport = transport,
 	        .waker = {.suspend = park, .resume = unpark, .arg = rc},
+	        .backend = bx_http_backend(srv, rc->conn),
 	};
 	bx_response res;
 	bx_response_init(&res);
@@ -292,6 +294,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		rc->hold = NULL;
 		return send_bayeux(rc, &res);
 	}
+	if (bx_http_is_publish_url(url))
+		return bx_http_publish(h->srv, conn, method, url, rc->body.data, rc->body.len,
+		                       rc->too_big);
 	if (!under_mount(h, url)) {
 		if (bx_static_enabled(h->srv))
 			return bx_static_serve(h->srv, conn, url, method);

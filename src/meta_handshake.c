@@ -4,6 +4,7 @@
  */
 #include <string.h>
 
+#include "api.h"
 #include "dispatch.h"
 #include "log.h"
 
@@ -78,6 +79,11 @@ void bx_meta_handshake(bx_batch *b, bx_in *in)
 		return;
 	}
 
+	if (srv->api && !bx_api_allow(srv, BX_POLICY_HANDSHAKE, NULL, "/meta/handshake", in)) {
+		bx_reply_error(b, in, "403::handshake_denied", BX_ADVICE_NONE);
+		return;
+	}
+
 	const char *browser = b->req->browser;
 	if (!valid_browser(browser)) {
 		bx_random_id(b->res->set_browser);
@@ -91,6 +97,8 @@ void bx_meta_handshake(bx_batch *b, bx_in *in)
 		return;
 	}
 	atomic_fetch_add(&srv->stats.handshakes, 1);
+	if (srv->api)
+		bx_api_session_event(srv, s, true);
 	bx_reply_open(b, in, "/meta/handshake", true);
 	bx_buf *o = b->out;
 	bx_buf_puts(o, ",\"clientId\":\"");

@@ -5,6 +5,7 @@
  */
 #include <string.h>
 
+#include "api.h"
 #include "channel.h"
 #include "dispatch.h"
 
@@ -93,6 +94,9 @@ void bx_meta_subscribe(bx_batch *b, bx_in *in, bool subscribe)
 	for (size_t i = 0; i < n; i++) {
 		json_object *e = is_str ? sub : json_object_array_get_idx(sub, i);
 		const char *err = check(e, &record[i]);
+		if (!err && b->srv->api &&
+		    !bx_api_allow(b->srv, BX_POLICY_SUBSCRIBE, s, json_object_get_string(e), in))
+			err = "403:denied_by_security_policy:subscribe_denied";
 		if (err) {
 			reply(b, in, verb, sub, err);
 			bx_session_unref(s);

@@ -5,6 +5,7 @@
  */
 #include <string.h>
 
+#include "api.h"
 #include "channel.h"
 #include "dispatch.h"
 #include "log.h"
@@ -42,30 +43,69 @@ bx_msg *bx_delivery_new(const char *channel, size_t chlen, json_object *data, co
 	return m;
 }
 
+/* PROTOCOL.md §5: a publish with no clientId is a backend's, accepted only
+ * when the transport authorized it (bx_request.backend). */
+static void deny_sessionless(bx_batch *b, bx_in *in)
+{
+	const char *hint =
+	        b->srv->publish_token
+	                ? "a publish with no clientId needs the publish token: send "
+	                  "'Authorization: Bearer <token>', or handshake first"
+	                : "publishing with no clientId is off on this server: handshake first, "
+	                  "or configure a publish token (bayeuxd --publish-token-file FILE, or "
+	                  "--allow-local-publish for loopback)";
+	bx_reply_open(b, in, NULL, false);
+	bx_buf_puts(b->out, ",\"error\":\"403::publish_denied\",\"hint\":");
+	bx_buf_json_str(b->out, hint, strlen(hint));
+	bx_buf_putc(b->out, '}');
+}
+
 void bx_publish_message(bx_batch *b, bx_in *in)
 {
 	if (in->chflags & BX_CH_WILD) {
 		bx_reply_error(b, in, "405::channel_invalid", NULL);
 		return;
 	}
-	bx_session *s = bx_need_session(b, in);
-	if (!s)
+	bx_session *s = NULL; /* stays NULL for a backend */
+	if (in->client_id) {
+		s = bx_need_session(b, in);
+		if (!s)
+			return;
+	} else if (!b->req->backend) {
+		deny_sessionless(b, in);
 		return;
-	bx_session_unref(s);
+	}
 	if (!in->data) {
+		bx_session_unref(s);
 		bx_reply_error(b, in, "400::data_missing", NULL);
 		return;
 	}
+	if (b->srv->api) {
+		const char *err = NULL;
+		if (!bx_api_allow(b->srv, BX_POLICY_PUBLISH, s, in->channel, in))
+			err = "403:denied_by_security_policy:publish_denied";
+		else if (!bx_api_listeners(b->srv, s, in))
+			err = "404::message_deleted";
+		if (err) {
+			bx_session_unref(s);
+			bx_reply_error(b, in, err, NULL);
+			return;
+		}
+	}
 	/* /service/** is never broadcast (PROTOCOL.md §5). */
 	if (!(in->chflags & BX_CH_SERVICE)) {
-		bx_msg *m = bx_delivery_new(in->channel, in->chlen, in->data, in->id_json);
+		char err[BX_API_ERR_MAX];
+		bx_msg *m = bx_api_delivery(b->srv, s, in->channel, in->chlen, in->data,
+		                            in->id_json, err);
 		if (!m) {
-			bx_reply_error(b, in, "500::out_of_memory", NULL);
+			bx_session_unref(s);
+			bx_reply_error(b, in, err[0] ? err : "500::out_of_memory", NULL);
 			return;
 		}
 		bx_broadcast(b->srv, in->channel, in->chlen, m);
 		bx_msg_unref(m);
 	}
+	bx_session_unref(s);
 	bx_reply_open(b, in, NULL, true);
 	bx_buf_putc(b->out, '}');
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
 #include "core.h"
 #include "log.h"
 
@@ -218,6 +219,8 @@ void bx_session_remove(struct bx_server *srv, bx_session *s, int reason)
 	pthread_mutex_unlock(&s->lock);
 	bx_timer_cancel(srv, s);
 	bx_debug("session %.6s… removed", s->id);
+	if (srv->api)
+		bx_api_session_event(srv, s, false);
 	bx_session_unref(s); /* the table's reference */
 }
 
