@@ -5,7 +5,9 @@
 //
 // Every scenario gets a freshly started server (so sessions left by one run do
 // not weigh on the next), pinned with taskset to --server-core; the generator
-// (and wrk) run on --gen-core.
+// (and wrk) run on --gen-core.  Rate scenarios drain for up to 4 s (ending as
+// soon as every measured message arrived) inside a 15 s hard stop: a message
+// later than that counts as lost in delivery_ratio.
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -215,12 +217,12 @@ function procSample(pid) {
 const Q = () => opts.quick;
 const SCEN = {
   fanout: () => ['--subscribers', '1000', '--channels', '1', '--publishers', '2', '--inflight', '8', '--rate', '20',
-    '--setup', '3', '--warmup', Q() ? '1' : '2', '--duration', Q() ? '3' : '8', '--drain', '1', '--hard-stop', '15'],
+    '--setup', '3', '--warmup', Q() ? '1' : '2', '--duration', Q() ? '3' : '8', '--drain', '4', '--hard-stop', '15'],
   'many-channels': () => ['--subscribers', '2000', '--channels', '2000', '--publishers', '20', '--inflight', '8', '--rate', '2000',
-    '--setup', '3', '--warmup', Q() ? '1' : '2', '--duration', Q() ? '3' : '8', '--drain', '1', '--hard-stop', '15'],
+    '--setup', '3', '--warmup', Q() ? '1' : '2', '--duration', Q() ? '3' : '8', '--drain', '4', '--hard-stop', '15'],
   ceiling: () => ['--subscribers', '100', '--channels', '1', '--publishers', '10', '--inflight', '4', '--rate', '0',
     '--setup', '3', '--warmup', Q() ? '1' : '2', '--duration', Q() ? '3' : '8', '--drain', '2', '--hard-stop', '15'],
-  idle: () => ['--idle', '--subscribers', '10000', '--ramp', '500', '--setup', '4', '--warmup', '0',
+  idle: () => ['--idle', '--subscribers', '10000', '--ramp', '500', '--setup', '5', '--warmup', '0',
     '--duration', Q() ? '3' : '10', '--drain', '0', '--hard-stop', '15'],
   'connect-loop': () => ['--connect-loop', '--subscribers', '100', '--setup', '3', '--warmup', '1',
     '--duration', Q() ? '3' : '6', '--drain', '0', '--hard-stop', '15'],
@@ -467,6 +469,7 @@ async function main() {
   }
   if (!opts.servers.length) fail('no server to run');
   const started = Date.now();
+  const loadBefore = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   for (const sc of opts.scenarios) {
     const servers = sc === 'wrk' || sc === 'connect-loop'
       ? ['bayeuxd', 'mhd'].filter((s) => s === 'mhd' || opts.servers.includes(s))
@@ -485,6 +488,12 @@ async function main() {
   const cpus = fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/);
   console.log(`bayeuxd vs peers, ${new Date().toISOString()}, ${cpus ? cpus[1] : 'unknown CPU'}, ${(await import('node:os')).cpus().length} cores`);
   console.log(`server pinned to CPU ${opts.serverCore}, generator (bayeux-load, wrk) to CPU ${opts.genCore} (taskset); poll timeout ${opts.timeout} ms; fresh server per scenario${opts.quick ? '; QUICK MODE' : ''}`);
+  const loadAfter = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+  console.log(`load average before ${loadBefore}, after ${loadAfter}`);
+  const ncpu = (await import('node:os')).cpus().length;
+  if (Number(loadAfter.split(' ')[1]) > ncpu || Number(loadBefore.split(' ')[0]) > ncpu) {
+    notes.push(`the machine was busy with other work (load average above ${ncpu}): throughput and latency figures are noisy; rerun on a quiet machine`);
+  }
   console.log('');
   const peers = opts.servers.filter((s) => s !== 'bayeuxd');
   const body = rows();
