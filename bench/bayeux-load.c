@@ -1521,11 +1521,15 @@ int main(int argc, char **argv)
 		if (interrupted || now >= t_hard)
 			break;
 
-		/* Ramp: keep at most opt.ramp clients in setup at once. */
-		if (phase == PH_SETUP || next_start < nclients) {
+		/* Ramp: keep at most opt.ramp clients in setup at once.  The
+		 * few publishers start first, so that a slow server still gets
+		 * published to if not every subscriber is set up in time. */
+		if (next_start < nclients) {
 			long in_setup = (long)(next_start - (long)(st.ready_subs + st.ready_pubs));
 			while (next_start < nclients && in_setup < opt.ramp) {
-				send_handshake(&clients[next_start++]);
+				long k = next_start++;
+				long i = k < opt.publishers ? opt.subscribers + k : k - opt.publishers;
+				send_handshake(&clients[i]);
 				in_setup++;
 			}
 		}
@@ -1561,7 +1565,7 @@ int main(int argc, char **argv)
 		/* Wake clients waiting out a delay (every 10 ms is plenty). */
 		if (now - last_wake_scan > 10 * 1000000LL) {
 			last_wake_scan = now;
-			for (long i = 0; i < next_start; i++) {
+			for (long i = 0; i < nclients; i++) {
 				struct client *cl = &clients[i];
 				if (cl->state == CS_WAIT && now >= cl->wake_at && !cl->conns[0].busy)
 					client_wake(cl);

@@ -453,8 +453,9 @@ function limitNotes() {
       if (res.gen_cpu_pct >= 90) notes.push(`${sc}/${srv}: generator CPU ${res.gen_cpu_pct}%: the generator, not the server, is the limit`);
       if (r.serverCpu !== null && r.serverWall && r.serverCpu / r.serverWall >= 0.9) notes.push(`${sc}/${srv}: server CPU ${fmt((100 * r.serverCpu) / r.serverWall)}% of its core (saturated)`);
       if (res.max_lag_ms > 100) notes.push(`${sc}/${srv}: publishing fell ${fmt(res.max_lag_ms)} ms behind the offered rate`);
-      const want = res.mode === 'pubsub' ? res.subscribers : res.subscribers;
+      const want = res.subscribers;
       if (res.ready_subscribers < want) notes.push(`${sc}/${srv}: only ${res.ready_subscribers}/${want} subscribers were set up in time`);
+      if (res.ready_publishers < res.publishers) notes.push(`${sc}/${srv}: only ${res.ready_publishers}/${res.publishers} publishers were set up in time`);
       if (res.first_error) notes.push(`${sc}/${srv}: first error: ${res.first_error}`);
       if (res.interrupted) notes.push(`${sc}/${srv}: run interrupted`);
     }
