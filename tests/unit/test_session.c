@@ -207,7 +207,7 @@ Test(session, full_queue_drops_the_oldest)
 		 id);
 	json_object_put(send_req(srv, body, &w, NULL, NULL));
 	for (int i = 1; i <= 5; i++) {
-		char d[8];
+		char d[16];
 		snprintf(d, sizeof d, "%d", i);
 		bx_publish(srv, "/q", d, strlen(d));
 	}
