@@ -3,6 +3,7 @@
  * out (PROTOCOL.md §1). Each message goes to the handler of its verb; a
  * lone /meta/connect with nothing to deliver may be parked instead.
  */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +117,37 @@ bx_session *bx_need_session(bx_batch *b, const bx_in *in)
 
 /*---- Parsing ----------------------------------------------------------------*/
 
+/* True when every number in v is finite. json-c accepts NaN, Infinity and
+ * overflowing numbers (1e400) even in strict mode and writes the first two
+ * back as bare words, which no client's JSON.parse accepts: one publisher
+ * would break every subscriber's connect reply. Depth is bounded by the
+ * tokener's. */
+static bool all_finite(json_object *v)
+{
+	switch (json_object_get_type(v)) {
+	case json_type_double:
+		return isfinite(json_object_get_double(v));
+	case json_type_array: {
+		size_t n = json_object_array_length(v);
+		for (size_t i = 0; i < n; i++)
+			if (!all_finite(json_object_array_get_idx(v, i)))
+				return false;
+		return true;
+	}
+	case json_type_object: {
+		json_object_object_foreach(v, key, val)
+		{
+			(void)key;
+			if (!all_finite(val))
+				return false;
+		}
+		return true;
+	}
+	default:
+		return true;
+	}
+}
+
 json_object *bx_json_parse(const char *p, size_t len, size_t *end, enum json_tokener_error *err)
 {
 	*end = 0;
@@ -139,6 +171,8 @@ json_object *bx_json_parse(const char *p, size_t len, size_t *end, enum json_tok
 		*end = len;
 	}
 	json_tokener_free(tok);
+	if (*err == json_tokener_success && !all_finite(v))
+		*err = json_tokener_error_parse_number;
 	if (*err != json_tokener_success) {
 		json_object_put(v);
 		return NULL;
