@@ -113,6 +113,7 @@ struct bx_session {
 	/* Guarded by the router's write lock. */
 	char **subs;
 	size_t nsubs, subcap;
+	bool unrouted; /* removed from the router for good: no new subscriptions */
 
 	bx_session *next; /* hash chain, guarded by the table lock */
 };
@@ -167,12 +168,13 @@ typedef struct bx_sessvec {
 
 int bx_router_init(bx_router *r);
 void bx_router_destroy(bx_router *r);
-/* Subscribes s to pattern (a valid channel name or wildcard). Returns 0, or
- * -BX_ENOMEM. Subscribing twice is a no-op. */
+/* Subscribes s to pattern (a valid channel name or wildcard). Returns 0,
+ * -BX_ENOMEM, or -BX_ESTATE when s was removed meanwhile. Subscribing twice
+ * is a no-op. */
 int bx_router_subscribe(bx_router *r, bx_session *s, const char *pattern, size_t len);
 /* Removes one subscription; returns true when s had it. */
 bool bx_router_unsubscribe(bx_router *r, bx_session *s, const char *pattern, size_t len);
-/* Removes all of s's subscriptions. */
+/* Removes all of s's subscriptions and refuses any later one (removal). */
 void bx_router_unsubscribe_all(bx_router *r, bx_session *s);
 /* Collects every session subscribed to a pattern matching channel, once each,
  * into out (each with a reference; free with bx_sessvec_release). */

@@ -111,7 +111,10 @@ void bx_meta_subscribe(bx_batch *b, bx_in *in, bool subscribe)
 		const char *p = json_object_get_string(e);
 		size_t len = (size_t)json_object_get_string_len(e);
 		if (subscribe) {
-			if (bx_router_subscribe(&b->srv->router, s, p, len) != 0)
+			int rc = bx_router_subscribe(&b->srv->router, s, p, len);
+			if (rc == -BX_ESTATE)
+				err = "402::session_unknown"; /* removed while we worked */
+			else if (rc != 0)
 				err = "500::out_of_memory";
 		} else {
 			bx_router_unsubscribe(&b->srv->router, s, p, len);

@@ -242,6 +242,10 @@ int bx_router_subscribe(bx_router *r, bx_session *s, const char *pattern, size_t
 {
 	int rc = -BX_ENOMEM;
 	pthread_rwlock_wrlock(&r->lock);
+	if (s->unrouted) {
+		rc = -BX_ESTATE;
+		goto out;
+	}
 	if (session_has_sub(s, pattern, len)) {
 		rc = 0;
 		goto out;
@@ -306,6 +310,7 @@ void bx_router_unsubscribe_all(bx_router *r, bx_session *s)
 		free(s->subs[i]);
 	}
 	s->nsubs = 0;
+	s->unrouted = true;
 	pthread_rwlock_unlock(&r->lock);
 }
 

@@ -176,3 +176,16 @@ Test(router, thousands_of_sibling_channels_each_reach_their_own_subscriber)
 	}
 	cr_expect(bx_router_is_empty(&srv->router));
 }
+
+Test(router, a_removed_session_cannot_be_subscribed_again)
+{
+	/* A request that found the session just before another thread removed
+	 * it must not leave it in the trie (it would dangle once freed). */
+	bx_session *s = new_session();
+	bx_session_remove(srv, s, BX_WAKE_DISCONNECT);
+	cr_expect_neq(bx_router_subscribe(&srv->router, s, "/late", 5), 0);
+	bool hit;
+	cr_expect_eq(reach("/late", s, &hit), 0);
+	cr_expect(bx_router_is_empty(&srv->router));
+	bx_session_unref(s);
+}
