@@ -412,7 +412,9 @@ int bx_http_start(bx_server *srv)
 	        MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT,
 	        cfg->connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 	        cfg->connection_memory, MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096,
-	        MHD_OPTION_THREAD_POOL_SIZE, threads > 1 ? threads : 0, MHD_OPTION_END);
+	        /* One thread: no pool (libmicrohttpd warns about a pool of 0). */
+	        threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads,
+	        MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (!h->daemon) {
 		bx_error("cannot listen on %s:%u (address in use, or not an address of this "
