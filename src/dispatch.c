@@ -148,11 +148,55 @@ static bool all_finite(json_object *v)
 	}
 }
 
+/* True when p is well-formed UTF-8 (RFC 3629): json-c's own check lets
+ * overlong forms, encoded surrogates and code points past U+10FFFF through,
+ * which clients' decoders refuse or replace. */
+static bool utf8_valid(const unsigned char *p, size_t len)
+{
+	size_t i = 0;
+	while (i < len) {
+		unsigned c = p[i];
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		size_t n;
+		unsigned lo = 0x80, hi = 0xBF; /* range of the second byte */
+		if (c >= 0xC2 && c <= 0xDF)
+			n = 1;
+		else if (c >= 0xE0 && c <= 0xEF) {
+			n = 2;
+			if (c == 0xE0)
+				lo = 0xA0; /* overlong */
+			else if (c == 0xED)
+				hi = 0x9F; /* U+D800..U+DFFF */
+		} else if (c >= 0xF0 && c <= 0xF4) {
+			n = 3;
+			if (c == 0xF0)
+				lo = 0x90; /* overlong */
+			else if (c == 0xF4)
+				hi = 0x8F; /* past U+10FFFF */
+		} else
+			return false;
+		if (len - i <= n || p[i + 1] < lo || p[i + 1] > hi)
+			return false;
+		for (size_t k = 2; k <= n; k++)
+			if ((p[i + k] & 0xC0) != 0x80)
+				return false;
+		i += n + 1;
+	}
+	return true;
+}
+
 json_object *bx_json_parse(const char *p, size_t len, size_t *end, enum json_tokener_error *err)
 {
 	*end = 0;
 	if (len == 0 || len >= (size_t)INT32_MAX) {
 		*err = json_tokener_error_parse_eof;
+		return NULL;
+	}
+	if (!utf8_valid((const unsigned char *)p, len)) {
+		*err = json_tokener_error_parse_utf8_string;
 		return NULL;
 	}
 	json_tokener *tok = json_tokener_new_ex(BX_JSON_MAX_DEPTH);

@@ -15,6 +15,7 @@
  * end of the input) or abandoned, as a transport would.
  */
 #include <json-c/json.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,7 +62,35 @@ static void fake_resume(void *arg)
 	((pending *)arg)->resumed++;
 }
 
-/* Aborts (a finding) when a finished reply breaks the reply contract. */
+/* True when every number in v is finite: json-c writes NaN and Infinity as
+ * bare words that no client's JSON.parse accepts. */
+static bool all_finite(json_object *v)
+{
+	switch (json_object_get_type(v)) {
+	case json_type_double:
+		return isfinite(json_object_get_double(v));
+	case json_type_array:
+		for (size_t i = 0; i < json_object_array_length(v); i++)
+			if (!all_finite(json_object_array_get_idx(v, i)))
+				return false;
+		return true;
+	case json_type_object: {
+		json_object_object_foreach(v, key, val)
+		{
+			(void)key;
+			if (!all_finite(val))
+				return false;
+		}
+		return true;
+	}
+	default:
+		return true;
+	}
+}
+
+/* Aborts (a finding) when a finished reply breaks the reply contract: a 200
+ * is a non-empty array of objects in strict JSON and valid UTF-8 that a
+ * browser parses; anything else is a 4xx/5xx with a text. */
 static void check_reply(const bx_response *res)
 {
 	if (res->status != 200) {
@@ -69,14 +98,21 @@ static void check_reply(const bx_response *res)
 			abort();
 		return;
 	}
-	json_object *v = json_tokener_parse(res->body.data);
-	if (!v || !json_object_is_type(v, json_type_array) || json_object_array_length(v) == 0)
+	json_tokener *tok = json_tokener_new();
+	if (!tok)
+		return;
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	json_object *v = json_tokener_parse_ex(tok, res->body.data, (int)res->body.len);
+	if (!v || json_tokener_get_error(tok) != json_tokener_success ||
+	    json_tokener_get_parse_end(tok) != res->body.len || !all_finite(v) ||
+	    !json_object_is_type(v, json_type_array) || json_object_array_length(v) == 0)
 		abort();
 	size_t n = json_object_array_length(v);
 	for (size_t i = 0; i < n; i++)
 		if (!json_object_is_type(json_object_array_get_idx(v, i), json_type_object))
 			abort();
 	json_object_put(v);
+	json_tokener_free(tok);
 }
 
 /* Finishes every hold whose waker was resumed (or that the transport

@@ -171,3 +171,49 @@ Test(hostile, surrogates_and_nul_in_strings_stay_valid)
 	cr_expect(strict_json(text), "%s", text);
 	cr_expect_not_null(strstr(text, "a\\u0000b"), "%s", text);
 }
+
+/* json-c's UTF-8 check lets through overlong forms, UTF-16 surrogates
+ * encoded in UTF-8 and code points past U+10FFFF; RFC 3629 (and every
+ * browser's decoder) refuses them. A request must be well-formed UTF-8. */
+Test(hostile, malformed_utf8_is_invalid_json)
+{
+	const char *bad[] = {
+	        "\xc0\xaf",         /* overlong '/' */
+	        "\xe0\x80\xaf",     /* overlong, 3 bytes */
+	        "\xed\xa0\x80",     /* U+D800 in UTF-8 */
+	        "\xf4\x90\x80\x80", /* U+110000 */
+	        "\xf8\x88\x80\x80\x80",
+	        "\xff",
+	        "\x80",
+	        "\xc3",
+	        "\xe2\x82",
+	};
+	char id[BX_ID_LEN + 1];
+	subscriber(id);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char fmt[256];
+		snprintf(fmt, sizeof fmt,
+		         "[{\"channel\":\"/a\",\"clientId\":\"%%s\",\"data\":\"x%sy\"}]", bad[i]);
+		cr_expect_eq(send_as(id, fmt, NULL), 400, "byte sequence %zu", i);
+	}
+	const char *text = next_reply(id);
+	cr_expect_null(strstr(text, "\"data\""), "nothing was delivered: %s", text);
+}
+
+Test(hostile, wellformed_utf8_passes)
+{
+	char id[BX_ID_LEN + 1];
+	subscriber(id);
+	/* é, €, U+10FFFF, U+1F600 */
+	json_object *r = NULL;
+	cr_assert_eq(send_as(id,
+	                     "[{\"channel\":\"/a\",\"clientId\":\"%s\",\"data\":"
+	                     "\"\xc3\xa9\xe2\x82\xac\xf4\x8f\xbf\xbf\xf0\x9f\x98\x80\"}]",
+	                     &r),
+	             200);
+	cr_expect(successful(r, 0));
+	json_object_put(r);
+	const char *text = next_reply(id);
+	cr_expect_not_null(strstr(text, "\xc3\xa9\xe2\x82\xac\xf4\x8f\xbf\xbf\xf0\x9f\x98\x80"),
+	                   "%s", text);
+}
