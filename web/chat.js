@@ -13,8 +13,9 @@
 // /vendor/cometd/ (--web-mount /vendor/cometd=node_modules/cometd).
 import {CometD} from '/vendor/cometd/cometd.js';
 
-const HEARTBEAT_MS = 5000;
-const EXPIRE_MS = 12000;
+// ?heartbeat=MS changes the presence heartbeat (the browser tests quiet it).
+const HEARTBEAT_MS = Math.max(1000, Number(new URLSearchParams(location.search).get('heartbeat')) || 5000);
+const EXPIRE_MS = HEARTBEAT_MS * 2 + 2000;
 const ROOM_RE = /^[A-Za-z0-9_-]{1,40}$/;
 
 /** The room named by ?room=, or "lobby". */
@@ -58,7 +59,10 @@ export function startChat({url, transports, room, ui, logLevel = 'warn'}) {
   let heartbeat = null;
 
   const userName = () => (ui.name.value.trim() || randomName()).slice(0, 40);
-  if (!ui.name.value) ui.name.value = randomName();
+  if (!ui.name.value) {
+    ui.name.value = (new URLSearchParams(location.search).get('name') || '').slice(0, 40) ||
+      randomName();
+  }
 
   function render() {
     ui.status.textContent = state.status;
