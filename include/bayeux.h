@@ -141,9 +141,11 @@ unsigned bx_server_port(const bx_server *srv);
 /*
  * Publishes data (a JSON text of len bytes) on channel to every matching
  * subscriber, as if a client had published it. Callable from any thread.
- * Returns the number of subscribers it was queued for (>= 0), -BX_ECHANNEL
- * for a meta, service or wildcard channel or a malformed name, or -BX_EJSON
- * when data does not parse.
+ * The message passes through the outgoing extensions, not through channel
+ * listeners or the policy. Returns the number of subscribers it was queued
+ * for (>= 0), -BX_ECHANNEL for a meta, service or wildcard channel or a
+ * malformed name, -BX_EJSON when data does not parse, -BX_EREJECTED when an
+ * outgoing extension rejected it, or -BX_ENOMEM.
  */
 int bx_publish(bx_server *srv, const char *channel, const char *data, size_t len);
 
