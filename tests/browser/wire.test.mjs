@@ -65,7 +65,8 @@ describe('callback polling (JSONP)', {timeout: T(60000)}, () => {
 
   test('a long-polling handshake is offered callback-polling too', async () => {
     const r = await post(d.url, handshakeMsg());
-    assert.deepEqual(r.json[0].supportedConnectionTypes, ['long-polling', 'callback-polling']);
+    const types = r.json[0].supportedConnectionTypes;
+    assert.ok(types.includes('long-polling') && types.includes('callback-polling'), String(types));
   });
 
   test('a connect over JSONP is held until a message comes, and U+2028/U+2029 arrive escaped', async () => {
