@@ -343,6 +343,11 @@ void bx_dispatch(bx_server *srv, const bx_request *req, bx_response *res)
 	size_t end = 0;
 	enum json_tokener_error jerr = json_tokener_success;
 	json_object *root = bx_json_parse(req->body, req->len, &end, &jerr);
+	if (jerr == json_tokener_success && !root) {
+		/* JSON null: parsed, but not a batch. */
+		fail(res, 400, "a Bayeux request body is a JSON array of message objects");
+		return;
+	}
 	if (jerr != json_tokener_success || !root) {
 		json_object_put(root);
 		res->status = 400;

@@ -217,3 +217,17 @@ Test(hostile, wellformed_utf8_passes)
 	cr_expect_not_null(strstr(text, "\xc3\xa9\xe2\x82\xac\xf4\x8f\xbf\xbf\xf0\x9f\x98\x80"),
 	                   "%s", text);
 }
+
+/* JSON null parses to no object at all: it is a body of the wrong shape,
+ * not a parse error that "succeeded". */
+Test(hostile, null_body_is_the_wrong_shape)
+{
+	bx_request req = {.body = "null", .len = 4, .transport = BX_CT_LONG_POLLING};
+	bx_response res;
+	bx_response_init(&res);
+	bx_dispatch(srv, &req, &res);
+	cr_expect_eq(res.status, 400);
+	cr_expect_str_eq(res.body.data,
+	                 "a Bayeux request body is a JSON array of message objects\n");
+	bx_response_free(&res);
+}
