@@ -77,6 +77,11 @@ typedef struct bx_config {
 	size_t max_batch;              /* messages per request, default 4096 */
 	size_t max_queue;              /* queued messages per session, default 10000 */
 	size_t max_sessions;           /* sessions in total, default 100000 */
+	size_t max_sessions_per_ip;    /* sessions per client address, default 1000;
+	                                  0 = no limit (docs/SECURITY.md) */
+	unsigned max_handshakes_per_ip; /* handshakes per client address per second,
+	                                   default 20; 0 = no limit */
+	size_t max_subscriptions;       /* subscriptions per session, default 1000 */
 	unsigned threads;              /* HTTP threads, default 0 = number of cores */
 	unsigned connection_timeout_s; /* idle keep-alive / slow client, default 60 */
 	size_t connection_memory;      /* libmicrohttpd per-connection pool, default 8 KiB */

@@ -93,6 +93,7 @@ typedef struct bx_hold {
 struct bx_session {
 	char id[BX_ID_LEN + 1];
 	char browser[BX_ID_LEN + 1]; /* BAYEUX_BROWSER cookie at handshake, or "" */
+	char peer[64];               /* client address counted at handshake (limits.c), or "" */
 	atomic_uint refs;
 	struct bx_server *srv;
 
@@ -169,8 +170,8 @@ typedef struct bx_sessvec {
 int bx_router_init(bx_router *r);
 void bx_router_destroy(bx_router *r);
 /* Subscribes s to pattern (a valid channel name or wildcard). Returns 0,
- * -BX_ENOMEM, or -BX_ESTATE when s was removed meanwhile. Subscribing twice
- * is a no-op. */
+ * -BX_ENOMEM, -BX_ESTATE when s was removed meanwhile, or -BX_EREJECTED
+ * when s holds --max-subscriptions already. Subscribing twice is a no-op. */
 int bx_router_subscribe(bx_router *r, bx_session *s, const char *pattern, size_t len);
 /* Removes one subscription; returns true when s had it. */
 bool bx_router_unsubscribe(bx_router *r, bx_session *s, const char *pattern, size_t len);
@@ -269,6 +270,7 @@ struct bx_server {
 
 	char *publish_token; /* our copy of cfg.publish_token, or NULL */
 	struct bx_api *api;  /* hooks of the embedding program (api.h), or NULL */
+	struct bx_peers *peers; /* limits per client address (limits.c) */
 };
 
 /* Milliseconds on CLOCK_MONOTONIC: the default clock. */
@@ -292,6 +294,8 @@ typedef struct bx_request {
 	/* The transport authorized this request to publish with no clientId
 	 * (a backend: bearer token or allowed loopback; PROTOCOL.md §5). */
 	bool backend;
+	const char *peer; /* the client's address as text, or NULL: no limits per
+	                     address (limits.c) */
 } bx_request;
 
 typedef struct bx_response {

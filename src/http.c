@@ -165,11 +165,29 @@ static bool under_mount(const struct bx_http *h, const char *url)
 	       (url[h->pathlen] == '\0' || url[h->pathlen] == '/');
 }
 
+/* The client's address as text in buf (limits.c counts by it), or NULL. */
+static const char *peer_text(struct MHD_Connection *conn, char *buf, size_t n)
+{
+	const union MHD_ConnectionInfo *ci =
+	        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (!ci || !ci->client_addr)
+		return NULL;
+	const struct sockaddr *sa = ci->client_addr;
+	const void *a = sa->sa_family == AF_INET6
+	                        ? (const void *)&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr
+	                        : (const void *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+	if ((sa->sa_family != AF_INET && sa->sa_family != AF_INET6) ||
+	    !inet_ntop(sa->sa_family, a, buf, (socklen_t)n))
+		return NULL;
+	return buf;
+}
+
 /* Hands one batch to the core; answers it, or leaves it parked. */
 static enum MHD_Result bayeux_dispatch(req_ctx *rc, const char *body, size_t len,
                                        unsigned transport)
 {
 	bx_server *srv = rc->srv;
+	char peer[INET6_ADDRSTRLEN];
 	bx_request req = {
 	        .body = body,
 	        .len = len,
@@ -177,6 +195,7 @@ static enum MHD_Result bayeux_dispatch(req_ctx *rc, const char *body, size_t len
 	        .transport = transport,
 	        .waker = {.suspend = park, .resume = unpark, .arg = rc},
 	        .backend = bx_http_backend(srv, rc->conn),
+	        .peer = peer_text(rc->conn, peer, sizeof peer),
 	};
 	bx_response res;
 	bx_response_init(&res);

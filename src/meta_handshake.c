@@ -2,11 +2,13 @@
  * meta_handshake.c — /meta/handshake (PROTOCOL.md §2): negotiate the
  * connection type, create a session with an unguessable client id.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "api.h"
 #include "dispatch.h"
 #include "log.h"
+#include "peers.h"
 
 static const struct {
 	unsigned bit;
@@ -89,13 +91,22 @@ void bx_meta_handshake(bx_batch *b, bx_in *in)
 		bx_random_id(b->res->set_browser);
 		browser = b->res->set_browser;
 	}
+	/* Limits per client address (limits.c, docs/SECURITY.md). */
+	const char *lim = bx_peer_admit(srv, b->req->peer, b->now);
+	if (lim) {
+		bx_reply_error(b, in, lim, "{\"reconnect\":\"handshake\",\"interval\":5000}");
+		return;
+	}
 	bool full = false;
 	bx_session *s = bx_session_create(srv, browser, &full);
 	if (!s) {
+		bx_peer_release(srv, b->req->peer);
 		bx_reply_error(b, in, full ? "503::too_many_sessions" : "503::out_of_memory",
 		               "{\"reconnect\":\"handshake\",\"interval\":5000}");
 		return;
 	}
+	if (b->req->peer)
+		snprintf(s->peer, sizeof s->peer, "%s", b->req->peer);
 	atomic_fetch_add(&srv->stats.handshakes, 1);
 	if (srv->api)
 		bx_api_session_event(srv, s, true);

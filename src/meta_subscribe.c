@@ -114,6 +114,8 @@ void bx_meta_subscribe(bx_batch *b, bx_in *in, bool subscribe)
 			int rc = bx_router_subscribe(&b->srv->router, s, p, len);
 			if (rc == -BX_ESTATE)
 				err = "402::session_unknown"; /* removed while we worked */
+			else if (rc == -BX_EREJECTED)
+				err = "403::too_many_subscriptions"; /* --max-subscriptions */
 			else if (rc != 0)
 				err = "500::out_of_memory";
 		} else {

@@ -250,6 +250,10 @@ int bx_router_subscribe(bx_router *r, bx_session *s, const char *pattern, size_t
 		rc = 0;
 		goto out;
 	}
+	if (s->srv && s->nsubs >= s->srv->cfg.max_subscriptions) {
+		rc = -BX_EREJECTED; /* --max-subscriptions */
+		goto out;
+	}
 	if (s->nsubs == s->subcap) {
 		size_t cap = s->subcap ? s->subcap * 2 : 4;
 		char **v = realloc(s->subs, cap * sizeof *v);

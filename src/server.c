@@ -13,6 +13,7 @@
 #include "core.h"
 #include "dispatch.h"
 #include "log.h"
+#include "peers.h"
 
 const char *bx_strerror(int err)
 {
@@ -66,6 +67,13 @@ int bx_server_new(const bx_config *cfg, bx_server **out)
 	srv->cfg.path = srv->path;
 	srv->conn_types = BX_CT_LONG_POLLING | BX_CT_CALLBACK_POLLING;
 	srv->now = bx_clock_monotonic;
+	if (!(srv->peers = bx_peers_new())) {
+		bx_router_destroy(&srv->router);
+		free(srv->host);
+		free(srv->path);
+		free(srv);
+		return -BX_ENOMEM;
+	}
 	bx_table_init(&srv->sessions);
 	bx_timer_init(&srv->timer);
 	bx_browsers_init(&srv->browsers);
@@ -174,6 +182,7 @@ void bx_server_free(bx_server *srv)
 	bx_static_free(srv);
 	bx_router_destroy(&srv->router);
 	bx_api_free(srv);
+	bx_peers_free(srv->peers);
 	if (srv->publish_token) {
 		sodium_memzero(srv->publish_token, strlen(srv->publish_token));
 		free(srv->publish_token);

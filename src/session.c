@@ -12,6 +12,7 @@
 #include "api.h"
 #include "core.h"
 #include "log.h"
+#include "peers.h"
 
 /*---- Shared messages ------------------------------------------------------*/
 
@@ -208,6 +209,7 @@ void bx_session_remove(struct bx_server *srv, bx_session *s, int reason)
 	pthread_rwlock_unlock(&t->lock);
 	if (!found)
 		return;
+	bx_peer_release(srv, s->peer);
 
 	bx_router_unsubscribe_all(&srv->router, s);
 	pthread_mutex_lock(&s->lock);
