@@ -120,6 +120,20 @@ typedef struct bx_config {
 	bool allow_local_publish;  /* also accept them without a token from a
 	                              loopback address, default false. Without
 	                              either: 403::publish_denied */
+
+	/* Server-Sent Events: the eventsource connection type (Faye's browser
+	 * client) and plain streams at <path>/sse?subscribe=CHANNEL. */
+	unsigned sse;             /* 1 = offered (default), 0 = off */
+	int64_t sse_heartbeat_ms; /* a comment line after this long without an
+	                             event, default 15000 */
+	int64_t sse_max_age_ms;   /* a stream ends after this long and the client
+	                             reconnects, default 300000; 0 = never */
+	size_t sse_max_bytes;     /* ... or after this many bytes, default 4 MiB;
+	                             0 = no limit */
+	int64_t sse_retry_ms;     /* the stream's retry: field, the client's
+	                             reconnection delay, default 1000 */
+	size_t sse_replay;        /* messages a session keeps for a reconnecting
+	                             stream's Last-Event-ID, default 256 */
 } bx_config;
 
 typedef struct bx_server bx_server;

@@ -32,6 +32,7 @@
 enum bx_conn_type {
 	BX_CT_LONG_POLLING = 1 << 0,
 	BX_CT_CALLBACK_POLLING = 1 << 1,
+	BX_CT_EVENTSOURCE = 1 << 2, /* Server-Sent Events (stream.c, transport_sse.c) */
 };
 
 /*---- Shared serialized messages ------------------------------------------*/
@@ -61,6 +62,9 @@ enum bx_wake {
 	BX_WAKE_REPLACED,   /* a newer connect from the same client */
 	BX_WAKE_DISCONNECT, /* the session ended (disconnect or removal) */
 	BX_WAKE_SHUTDOWN,   /* the server is stopping */
+	BX_WAKE_STREAM,     /* the session opened an event stream (a held
+	                       connect gets its ordinary empty reply) */
+	BX_WAKE_ROLLOVER,   /* a stream reached --sse-max-age or --sse-max-bytes */
 };
 
 /*
@@ -76,6 +80,7 @@ typedef struct bx_waker {
 } bx_waker;
 
 typedef struct bx_session bx_session;
+typedef struct bx_stream bx_stream;
 
 /* A /meta/connect parked until a wake. Owned by the transport's request. */
 typedef struct bx_hold {
@@ -106,6 +111,11 @@ struct bx_session {
 	bool removed;   /* no longer in the session table */
 	bool multi;     /* last connect reply was multiple-clients advice (§4) */
 	int64_t expiry; /* when the session expires unless a connect comes */
+	bx_stream *stream; /* the open event stream, or NULL (stream.c) */
+	bool plain;        /* made by a plain SSE request, not a handshake */
+	bx_msg **hist;     /* ring of messages sent on streams, for Last-Event-ID */
+	size_t hhead, hlen, hcap;
+	uint64_t seq; /* messages ever sent on this session's streams */
 
 	/* Guarded by the timer lock. */
 	size_t heap_idx; /* position in the timer heap, or SIZE_MAX */
@@ -151,6 +161,80 @@ void bx_session_foreach(struct bx_server *srv, void (*fn)(bx_session *, void *),
 void bx_table_init(bx_table *t);
 void bx_table_destroy(struct bx_server *srv);
 size_t bx_session_count(struct bx_server *srv);
+
+/*---- Event streams (stream.c) -----------------------------------------------*/
+
+/*
+ * A Server-Sent Events stream: one response that stays open and carries many
+ * events (seed §3, §4.3). A session has at most one; while it is open,
+ * bx_session_deliver() queues as always and wakes the stream instead of a
+ * held connect, and no connect is held. The transport's content reader calls
+ * bx_stream_fill() and sends what it wrote into `out`; when there is nothing
+ * to send the stream suspends (waker) until a message, a heartbeat or its end.
+ * Each message gets the next number of the session's `seq`; a stream sent
+ * to a client keeps the last --sse-replay of them so that a reconnecting
+ * client's Last-Event-ID gets what it missed.
+ */
+struct bx_stream {
+	bx_session *session; /* one reference */
+	bx_waker waker;
+	bool plain; /* one event per message, ids "<clientId>-<n>"; else one
+	               event per batch, data a JSON array, ids "<n>" (Faye) */
+	/* Guarded by the session lock. */
+	bool parked;          /* suspended: resume on a message, a beat, the end */
+	bool beat_due;        /* the timer asks for a heartbeat */
+	bool browser_counted; /* counted against the browser (browser.c) */
+	int reason;           /* enum bx_wake: why it ends; BX_WAKE_NONE while open */
+	int64_t next_beat;    /* when a heartbeat is due unless an event goes first */
+	int64_t end_at;       /* --sse-max-age; INT64_MAX: never */
+	/* Only the transport's thread (the content reader) touches these. */
+	bool started;      /* the opening retry: field was written */
+	bool resume;       /* replay what came after resume_after first */
+	uint64_t resume_after;
+	size_t sent;       /* bytes of events written, for --sse-max-bytes */
+	bx_buf out;        /* written by bx_stream_fill(), sent from `off` on */
+	size_t off;
+};
+
+enum bx_stream_fill_result {
+	BX_STREAM_DATA, /* out holds bytes to send */
+	BX_STREAM_WAIT, /* nothing now: the stream suspended itself */
+	BX_STREAM_END,  /* the stream is over: end the response */
+};
+
+enum bx_stream_open_result {
+	BX_STREAM_OPENED = 0,
+	BX_STREAM_GONE,  /* the session ended meanwhile */
+	BX_STREAM_BUSY,  /* the browser holds --max-sessions-per-browser already */
+	BX_STREAM_NOMEM,
+};
+
+/* Opens a stream for s (the caller keeps its own reference) and makes it the
+ * session's stream: a held connect is released (BX_WAKE_STREAM), an older
+ * stream ends (BX_WAKE_REPLACED). last_id is the client's Last-Event-ID
+ * number (has_last_id false: none). Returns enum bx_stream_open_result and
+ * sets *out on BX_STREAM_OPENED. */
+int bx_stream_open(struct bx_server *srv, bx_session *s, bool plain, bool has_last_id,
+                   uint64_t last_id, bx_waker waker, bx_stream **out);
+/* Writes what is due into st->out (after the unsent rest, if any). Returns
+ * enum bx_stream_fill_result; on BX_STREAM_WAIT it called waker.suspend(). */
+int bx_stream_fill(struct bx_server *srv, bx_stream *st);
+/* The transport is done with st (response freed): detaches and frees it. */
+void bx_stream_close(struct bx_server *srv, bx_stream *st);
+/* Ends s's stream (if any) with reason, waking it to finish. Caller holds
+ * s->lock. */
+void bx_stream_end_locked(bx_session *s, int reason);
+/* Wakes s's stream if it is parked: a message was queued. Caller holds
+ * s->lock. */
+void bx_stream_kick_locked(bx_session *s);
+/* The timer's due time for an open stream: its next heartbeat or its end. */
+int64_t bx_stream_deadline(const bx_stream *st);
+/* The timer came for s's stream: asks for a heartbeat or ends it (age).
+ * Caller holds s->lock. */
+void bx_stream_timer_locked(bx_session *s, int64_t now);
+/* Frees the session's replay ring. Caller holds s->lock (or the last
+ * reference). */
+void bx_stream_history_free(bx_session *s);
 
 /*---- Router ----------------------------------------------------------------*/
 
@@ -244,6 +328,7 @@ struct bx_http;
 typedef struct bx_stats {
 	atomic_uint_fast64_t handshakes, publishes, deliveries, dropped, expired;
 	atomic_uint_fast64_t held_now;
+	atomic_uint_fast64_t streams_now; /* event streams whose response is alive */
 } bx_stats;
 
 struct bx_server {

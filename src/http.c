@@ -7,7 +7,8 @@
  * /meta/connect, suspended with MHD_suspend_connection() and answered when
  * the core resumes it. No thread waits for a held request.
  *
- * Also here: the callback-polling (JSONP) wire, GET <mount>?jsonp=CB&
+ * Event streams (GET with Accept: text/event-stream, or <mount>/sse) go to
+ * transport_sse.c. Also here: the callback-polling (JSONP) wire, GET <mount>?jsonp=CB&
  * message=[...], held the same way (body written by transport_callback.c);
  * CORS headers for the origins the operator allows (cors.c); the
  * BAYEUX_BROWSER cookie's attributes; and static files outside the mount
@@ -30,6 +31,7 @@
 #include "static.h"
 #include "http_publish.h"
 #include "log.h"
+#include "transport_sse.h"
 
 struct bx_http {
 	struct MHD_Daemon *daemon;
@@ -329,6 +331,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0)
 		return bayeux_options(rc, conn);
 	if (strcmp(method, MHD_HTTP_METHOD_GET) == 0) {
+		if (bx_sse_wanted(h->srv, conn, url))
+			return bx_sse_serve(h->srv, conn, url, rc->origin);
 		const char *cb = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "jsonp");
 		if (cb)
 			return bayeux_jsonp(rc, conn, cb);
@@ -472,7 +476,9 @@ void bx_http_stop(bx_server *srv)
 	if (!h)
 		return;
 	/* Give held replies (just resumed) time to be written: at most ~1.5 s. */
-	for (int i = 0; i < 150 && atomic_load(&h->held) > 0; i++) {
+	for (int i = 0; i < 150 && (atomic_load(&h->held) > 0 ||
+	                            atomic_load(&srv->stats.streams_now) > 0);
+	     i++) {
 		struct timespec ts = {0, 10 * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}

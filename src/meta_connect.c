@@ -22,6 +22,15 @@ static int64_t client_timeout(const bx_in *in, int64_t server)
 	return v < server ? v : server;
 }
 
+/* True when the connect says connectionType "eventsource" (Faye). */
+static bool eventsource_connect(const bx_in *in)
+{
+	json_object *t;
+	return json_object_object_get_ex(in->obj, "connectionType", &t) &&
+	       json_object_is_type(t, json_type_string) &&
+	       strcmp(json_object_get_string(t), "eventsource") == 0;
+}
+
 void bx_meta_connect(bx_batch *b, bx_in *in)
 {
 	bx_server *srv = b->srv;
@@ -33,9 +42,13 @@ void bx_meta_connect(bx_batch *b, bx_in *in)
 		timeout = srv->cfg.timeout_ms;
 
 	pthread_mutex_lock(&s->lock);
-	bool advise = in->advice != NULL || !s->connected;
-	bool hold = s->connected && !s->removed && b->count == 1 && s->qlen == 0 && timeout > 0 &&
-	            b->req->waker.suspend && !atomic_load(&srv->stopping);
+	/* Over an event stream a connect only keeps the session alive: it is
+	 * answered at once and the stream delivers (Faye's eventsource: advice
+	 * interval = the poll timeout, timeout 0). */
+	bool es = eventsource_connect(in) || s->stream;
+	bool advise = in->advice != NULL || !s->connected || es;
+	bool hold = !es && s->connected && !s->removed && b->count == 1 && s->qlen == 0 &&
+	            timeout > 0 && b->req->waker.suspend && !atomic_load(&srv->stopping);
 	s->connected = true;
 	/* A newer connect releases the older one (PROTOCOL.md §3). */
 	bx_session_wake_locked(s, BX_WAKE_REPLACED);
@@ -78,8 +91,9 @@ void bx_meta_connect(bx_batch *b, bx_in *in)
 		}
 	}
 
-	/* Answer now: queued messages first, then the connect reply. */
-	if (bx_session_drain_locked(s, b->out, b->any) > 0)
+	/* Answer now: queued messages first (unless a stream sends them), then
+	 * the connect reply. */
+	if (!s->stream && bx_session_drain_locked(s, b->out, b->any) > 0)
 		b->any = true;
 	if (b->any)
 		bx_buf_putc(b->out, ',');
@@ -90,7 +104,10 @@ void bx_meta_connect(bx_batch *b, bx_in *in)
 	 * is held again (then advised back to the normal interval). */
 	if (multi)
 		advise = true;
-	if (advise)
+	if (es)
+		bx_buf_printf(&advice, "{\"reconnect\":\"retry\",\"interval\":%lld,\"timeout\":0}",
+		              (long long)srv->cfg.timeout_ms);
+	else if (advise)
 		bx_write_retry_advice(&advice, srv, multi || s->multi);
 	bx_write_connect_reply(b->out, srv, in->id_json, true, advise ? advice.data : NULL);
 	bx_buf_free(&advice);
@@ -100,7 +117,9 @@ void bx_meta_connect(bx_batch *b, bx_in *in)
 		         s->id, srv->cfg.max_sessions_per_browser);
 	}
 	s->expiry = b->now +
-	            (s->multi ? srv->cfg.multi_session_interval_ms : srv->cfg.interval_ms) +
+	            (es        ? srv->cfg.timeout_ms
+	             : s->multi ? srv->cfg.multi_session_interval_ms
+	                        : srv->cfg.interval_ms) +
 	            srv->cfg.max_interval_ms;
 	bx_session_rearm_locked(s);
 	pthread_mutex_unlock(&s->lock);
@@ -120,7 +139,8 @@ void bx_hold_finish(bx_server *srv, bx_hold *h, bx_response *res)
 	} else {
 		bx_buf *o = &res->body;
 		bx_buf_putc(o, '[');
-		bool comma = bx_session_drain_locked(s, o, false) > 0;
+		/* An open stream sends the queue (it opened: BX_WAKE_STREAM). */
+		bool comma = !s->stream && bx_session_drain_locked(s, o, false) > 0;
 		if (comma)
 			bx_buf_putc(o, ',');
 		bx_buf advice;

@@ -16,6 +16,7 @@ static const struct {
 } conn_types[] = {
         {BX_CT_LONG_POLLING, "long-polling"},
         {BX_CT_CALLBACK_POLLING, "callback-polling"},
+        {BX_CT_EVENTSOURCE, "eventsource"},
 };
 #define N_CONN_TYPES (sizeof conn_types / sizeof conn_types[0])
 

@@ -66,6 +66,8 @@ int bx_server_new(const bx_config *cfg, bx_server **out)
 	srv->cfg.listen_host = srv->host;
 	srv->cfg.path = srv->path;
 	srv->conn_types = BX_CT_LONG_POLLING | BX_CT_CALLBACK_POLLING;
+	if (cfg->sse)
+		srv->conn_types |= BX_CT_EVENTSOURCE;
 	srv->now = bx_clock_monotonic;
 	if (!(srv->peers = bx_peers_new())) {
 		bx_router_destroy(&srv->router);
@@ -153,6 +155,7 @@ static void wake_for_shutdown(bx_session *s, void *arg)
 	(void)arg;
 	pthread_mutex_lock(&s->lock);
 	bx_session_wake_locked(s, BX_WAKE_SHUTDOWN);
+	bx_stream_end_locked(s, BX_WAKE_SHUTDOWN);
 	pthread_mutex_unlock(&s->lock);
 }
 

@@ -64,6 +64,7 @@ void bx_session_unref(bx_session *s)
 	for (size_t i = 0; i < s->qlen; i++)
 		bx_msg_unref(s->q[(s->qhead + i) % s->qcap]);
 	free(s->q);
+	bx_stream_history_free(s);
 	for (size_t i = 0; i < s->nsubs; i++)
 		free(s->subs[i]);
 	free(s->subs);
@@ -215,9 +216,11 @@ void bx_session_remove(struct bx_server *srv, bx_session *s, int reason)
 	pthread_mutex_lock(&s->lock);
 	s->removed = true;
 	bx_session_wake_locked(s, reason);
+	bx_stream_end_locked(s, reason);
 	for (size_t i = 0; i < s->qlen; i++)
 		bx_msg_unref(s->q[(s->qhead + i) % s->qcap]);
 	s->qlen = s->qhead = 0;
+	bx_stream_history_free(s);
 	pthread_mutex_unlock(&s->lock);
 	bx_timer_cancel(srv, s);
 	bx_debug("session %.6s… removed", s->id);
@@ -312,7 +315,11 @@ void bx_session_deliver(bx_session *s, bx_msg *m)
 	bx_msg_ref(m);
 	s->q[(s->qhead + s->qlen) % s->qcap] = m;
 	s->qlen++;
-	bx_session_wake_locked(s, BX_WAKE_MESSAGE);
+	/* An open event stream sends it (stream.c); else a held connect. */
+	if (s->stream)
+		bx_stream_kick_locked(s);
+	else
+		bx_session_wake_locked(s, BX_WAKE_MESSAGE);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -335,5 +342,10 @@ void bx_session_rearm_locked(bx_session *s)
 {
 	if (s->removed)
 		return;
-	bx_timer_set(s->srv, s, s->hold ? s->hold->deadline : s->expiry);
+	/* An open stream keeps the session alive; its timer is for heartbeats
+	 * and its maximum age. */
+	int64_t d = s->stream ? bx_stream_deadline(s->stream)
+	            : s->hold ? s->hold->deadline
+	                      : s->expiry;
+	bx_timer_set(s->srv, s, d);
 }

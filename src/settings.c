@@ -43,6 +43,18 @@ const bx_limit bx_limits[] = {
          600000, "interval advised to a browser's tabs beyond --max-sessions-per-browser"},
         {"cors-max-age", "s", BX_OPT_UNSIGNED, F(cors_max_age_s), 1800, 0, 86400,
          "how long a browser may cache a CORS preflight answer"},
+        {"sse", "0 or 1", BX_OPT_UNSIGNED, F(sse), 1, 0, 1,
+         "offer Server-Sent Events: the eventsource connection type and <path>/sse"},
+        {"sse-heartbeat", "ms", BX_OPT_I64, F(sse_heartbeat_ms), 15000, 100, 300000,
+         "an SSE stream with no event for this long gets a comment line (proxies, dead peers)"},
+        {"sse-max-age", "ms", BX_OPT_I64, F(sse_max_age_ms), 300000, 0, 86400000,
+         "an SSE stream ends after this long; the client reconnects; 0 = never"},
+        {"sse-max-bytes", "bytes", BX_OPT_SIZE, F(sse_max_bytes), 4 * MIB, 0, 1024 * MIB,
+         "an SSE stream ends after this many bytes; the client reconnects; 0 = no limit"},
+        {"sse-retry", "ms", BX_OPT_I64, F(sse_retry_ms), 1000, 0, 600000,
+         "reconnection delay sent to SSE clients (the retry: field)"},
+        {"sse-replay", "messages", BX_OPT_SIZE, F(sse_replay), 256, 0, 100000,
+         "messages a session keeps so a reconnecting stream's Last-Event-ID gets what it missed"},
 };
 const size_t bx_nlimits = sizeof bx_limits / sizeof bx_limits[0];
 

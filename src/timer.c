@@ -2,7 +2,8 @@
  * timer.c — poll timeouts and session expiry in one binary min-heap.
  *
  * Each session is in the heap at most once, keyed by the only deadline that
- * matters to it now: its held connect's timeout while one is held, its
+ * matters to it now: its event stream's next heartbeat or maximum age while
+ * one is open (stream.c), its held connect's timeout while one is held, its
  * expiry otherwise. Nothing ever scans all sessions; one thread sleeps until
  * the earliest deadline (or until an earlier one is set).
  */
@@ -153,7 +154,9 @@ static void fire(struct bx_server *srv, bx_session *s, int64_t now)
 	bool expire = false;
 	pthread_mutex_lock(&s->lock);
 	if (!s->removed) {
-		if (s->hold) {
+		if (s->stream) {
+			bx_stream_timer_locked(s, now);
+		} else if (s->hold) {
 			if (s->hold->deadline <= now)
 				bx_session_wake_locked(s, BX_WAKE_TIMEOUT);
 			else
