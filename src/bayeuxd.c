@@ -15,6 +15,7 @@
 #include "bayeux.h"
 #include "settings.h"
 #include "log.h"
+#include "security.h"
 
 #define EXIT_USAGE 2
 
@@ -59,9 +60,11 @@ static void usage(FILE *f)
 	           "  --web-mount PREFIX=DIR\n"
 	           "                       serve DIR at URL PREFIX too (repeatable), e.g.\n"
 	           "                       /vendor/cometd=node_modules/cometd\n");
+	bx_security_usage(f);
 	fprintf(f, "  --help               show this help and exit\n"
 	           "  --version            show the version and exit\n\n"
-	           "SIGINT or SIGTERM answers every held connect and exits.\n");
+	           "SIGINT or SIGTERM answers every held connect and exits.\n"
+	           "'bayeuxd token --help' tells how to mint --auth hmac tokens.\n");
 }
 
 static void die_usage(const char *fmt, const char *a, const char *b)
@@ -117,6 +120,7 @@ static void parse_limit(const bx_limit *l, const char *arg, bx_config *cfg)
 }
 
 enum { OPT_PUBLISH_TOKEN_FILE = 900, OPT_ALLOW_LOCAL_PUBLISH };
+enum { OPT_AUTH = 700, OPT_AUTH_SECRET_FILE, OPT_ACL };
 enum { OPT_ALLOW_ORIGIN = 800, OPT_SAMESITE, OPT_COOKIE_SECURE, OPT_WEB_ROOT, OPT_WEB_MOUNT };
 /* Room for repeated --allow-origin and --web-mount flags. */
 #define MAX_ORIGIN_FLAGS 64
@@ -186,6 +190,9 @@ int main(int argc, char **argv)
 	static const char *origins[MAX_ORIGIN_FLAGS];
 	static bx_web_mount mounts[MAX_MOUNT_FLAGS];
 	static char token[4098]; /* BX_PUBLISH_TOKEN_MAX + a byte to see it is longer */
+	bx_security_opts sec = {0};
+	if (argc > 1 && strcmp(argv[1], "token") == 0)
+		return bx_token_command(argc - 1, argv + 1);
 
 	struct option opts[64];
 	size_t k = 0;
@@ -201,6 +208,10 @@ int main(int argc, char **argv)
 	                            OPT_PUBLISH_TOKEN_FILE};
 	opts[k++] =
 	        (struct option){"allow-local-publish", no_argument, NULL, OPT_ALLOW_LOCAL_PUBLISH};
+	opts[k++] = (struct option){"auth", required_argument, NULL, OPT_AUTH};
+	opts[k++] =
+	        (struct option){"auth-secret-file", required_argument, NULL, OPT_AUTH_SECRET_FILE};
+	opts[k++] = (struct option){"acl", required_argument, NULL, OPT_ACL};
 	opts[k++] = (struct option){"help", no_argument, NULL, OPT_HELP};
 	opts[k++] = (struct option){"version", no_argument, NULL, OPT_VERSION};
 	for (size_t i = 0; i < bx_nlimits; i++)
@@ -249,6 +260,15 @@ int main(int argc, char **argv)
 		case OPT_ALLOW_LOCAL_PUBLISH:
 			cfg.allow_local_publish = true;
 			break;
+		case OPT_AUTH:
+			sec.auth = optarg;
+			break;
+		case OPT_AUTH_SECRET_FILE:
+			sec.auth_secret_file = optarg;
+			break;
+		case OPT_ACL:
+			sec.acl_file = optarg;
+			break;
 		case OPT_HELP:
 			usage(stdout);
 			return 0;
@@ -283,10 +303,22 @@ int main(int argc, char **argv)
 	if (bx_server_new(&cfg, &srv) != 0)
 		return 1;
 	explicit_bzero(token, sizeof token); /* the server has its own copy */
-	int rc = bx_server_start(srv);
+	bx_security *security = NULL;
+	int rc = bx_security_install(srv, &sec, &security, err, sizeof err);
+	if (rc != 0) {
+		fprintf(stderr, "bayeuxd: %s\n", err);
+		bx_server_free(srv);
+		return rc == -BX_EINVAL ? EXIT_USAGE : 1;
+	}
+	if (sec.auth)
+		bx_info("authentication: --auth hmac (handshakes need ext.auth.token)");
+	if (sec.acl_file)
+		bx_info("authorization: rules of --acl %s", sec.acl_file);
+	rc = bx_server_start(srv);
 	if (rc != 0) {
 		bx_error("could not start: %s", bx_strerror(rc));
 		bx_server_free(srv);
+		bx_security_free(security);
 		return 1;
 	}
 	bool v6 = strchr(cfg.listen_host, ':') && cfg.listen_host[0] != '[';
@@ -306,6 +338,7 @@ int main(int argc, char **argv)
 	        sig == SIGINT ? "SIGINT" : "SIGTERM");
 	bx_server_stop(srv);
 	bx_server_free(srv);
+	bx_security_free(security);
 	bx_info("stopped");
 	return 0;
 }
