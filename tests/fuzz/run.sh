@@ -1,6 +1,6 @@
 #!/bin/bash
-# Builds the libFuzzer targets (clang, ASan + UBSan) and runs each for a
-# bounded time: tests/fuzz/run.sh [SECONDS] (default 60).
+# Builds the libFuzzer targets (clang, ASan + UBSan) and runs them for a
+# bounded time in all: tests/fuzz/run.sh [SECONDS] (default 60).
 #
 # Environment: FUZZ_BUILD (build folder, default build-fuzz; configured once
 # with --enable-fuzzing CC=clang), FUZZ_JOBS (parallel fuzzing processes,
@@ -28,7 +28,7 @@ if [ ! -f "$build/Makefile" ]; then
 		exit 1
 	}
 fi
-make -s -C "$build" -j"$(nproc)" tests/fuzz/fuzz_dispatch >/dev/null || {
+make -s -C "$build" -j"$(nproc)" tests/fuzz/fuzz_dispatch tests/fuzz/fuzz_token >/dev/null || {
 	echo "fuzz: the build failed" >&2
 	exit 1
 }
@@ -36,21 +36,27 @@ make -s -C "$build" -j"$(nproc)" tests/fuzz/fuzz_dispatch >/dev/null || {
 export ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=1:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
 status=0
-for target in fuzz_dispatch; do
+# Each target: its seed corpus and dictionary; SECONDS is split between them
+# (the request path gets three quarters).
+for target in fuzz_dispatch fuzz_token; do
+	case $target in
+	fuzz_dispatch) seeds=tests/fuzz/corpus dict=(-dict=tests/fuzz/bayeux.dict) t=$((seconds * 3 / 4)) ;;
+	fuzz_token) seeds=tests/fuzz/corpus-token dict=() t=$((seconds - seconds * 3 / 4)) ;;
+	esac
+	[ "$t" -ge 1 ] || t=1
 	work="$build/fuzz-corpus/$target"
 	art="$build/fuzz-artifacts/$target"
 	log="$build/fuzz-$target.log"
 	mkdir -p "$work" "$art"
-	"$build/tests/fuzz/$target" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-		-max_len=65536 -print_final_stats=1 -dict=tests/fuzz/bayeux.dict \
+	"$build/tests/fuzz/$target" -max_total_time="$t" -timeout=10 -rss_limit_mb=2048 \
+		-max_len=65536 -print_final_stats=1 "${dict[@]}" \
 		-artifact_prefix="$art/" -jobs="$jobs" -workers="$jobs" \
-		"$work" tests/fuzz/corpus >"$log" 2>&1
+		"$work" "$seeds" >"$log" 2>&1
 	rc=$?
 	[ "$jobs" -gt 1 ] && cat fuzz-*.log >>"$log" 2>/dev/null && rm -f fuzz-*.log
 	runs=$(grep -E '^stat::number_of_executed_units:' "$log" | awk '{s += $2} END {print s + 0}')
-	secs=$(grep -E '^stat::number_of_executed_units:' "$log" >/dev/null && echo "$seconds")
 	if [ "$rc" -eq 0 ]; then
-		echo "fuzz $target: $runs executions in ${secs:-$seconds} s, no finding (corpus: $(ls "$work" | wc -l) inputs)"
+		echo "fuzz $target: $runs executions in $t s, no finding (corpus: $(ls "$work" | wc -l) inputs)"
 	else
 		echo "fuzz $target: FINDING (exit $rc) after $runs executions; see $log and $art/"
 		grep -E 'ERROR|SUMMARY|runtime error|==[0-9]+==' "$log" | head -20
