@@ -607,7 +607,7 @@ int bx_token_command(int argc, char **argv)
 	const char *subs[BX_AUTH_PATTERNS_MAX], *pubs[BX_AUTH_PATTERNS_MAX];
 	size_t nsubs = 0, npubs = 0;
 	long long ttl = 3600;
-	for (int i = 1; i < argc; i++) {
+	for (int i = 1; i < argc; i += 2) { /* FLAG VALUE pairs */
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (strcmp(a, "--help") == 0) {
@@ -645,7 +645,6 @@ int bx_token_command(int argc, char **argv)
 			fprintf(stderr, "bayeuxd token: unknown or repeated too often: %s\n", a);
 			return 2;
 		}
-		i++;
 	}
 	if (!secret || !sub) {
 		fprintf(stderr,
