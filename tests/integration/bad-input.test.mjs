@@ -289,10 +289,11 @@ add('clientId', 'a live id in upper case', connectAs((ids) => ids.victim.toUpper
 add('clientId', 'empty', connectAs(() => ''), sessionUnknown);
 add('clientId', '400 KB', connectAs(() => 'a'.repeat(400 * 1024)), sessionUnknown);
 add('clientId', 'unsubscribe someone else (forged id)', (ids) =>
-  JSON.stringify([{channel: '/meta/unsubscribe', clientId: ids.victim.slice(0, -1) + '0', subscription: '/victim'}]),
+  JSON.stringify([{channel: '/meta/unsubscribe', clientId: ids.victim.slice(0, -1) + (ids.victim.endsWith('0') ? '1' : '0'), subscription: '/victim'}]),
   sessionUnknown);
 add('clientId', 'disconnect with a forged id', (ids) =>
-  JSON.stringify([{channel: '/meta/disconnect', clientId: 'x' + ids.victim.slice(1)}]), sessionUnknown);
+  JSON.stringify([{channel: '/meta/disconnect', clientId: (ids.victim[0] === 'x' ? 'y' : 'x') + ids.victim.slice(1)}]),
+  sessionUnknown);
 
 // ---- header floods and oversized request lines (raw sockets) ------------------------------------
 const flood = (headers) => Buffer.from(`POST ${new URL(daemon.url).pathname} HTTP/1.1\r\nHost: 127.0.0.1\r\n` +
