@@ -45,33 +45,33 @@
 
 /*---- Defaults (all overridable by flags; see usage()) ----*/
 
-#define DEF_SUBSCRIBERS 100
-#define DEF_CHANNELS 1
-#define DEF_PUBLISHERS 1
-#define DEF_RATE 100.0
-#define DEF_INFLIGHT 1
-#define DEF_PAYLOAD 64
-#define DEF_WARMUP_S 2.0
-#define DEF_DURATION_S 10.0
-#define DEF_DRAIN_S 2.0
-#define DEF_SETUP_S 20.0
-#define DEF_RAMP 200          /* clients in handshake/subscribe at once */
-#define DEF_KEEPALIVE_S 3.0   /* publisher /meta/connect {timeout:0} period */
-#define RETRY_DELAY_NS 100000000LL /* after an HTTP error, wait 100 ms */
+#define DEF_SUBSCRIBERS    100
+#define DEF_CHANNELS       1
+#define DEF_PUBLISHERS     1
+#define DEF_RATE           100.0
+#define DEF_INFLIGHT       1
+#define DEF_PAYLOAD        64
+#define DEF_WARMUP_S       2.0
+#define DEF_DURATION_S     10.0
+#define DEF_DRAIN_S        2.0
+#define DEF_SETUP_S        20.0
+#define DEF_RAMP           200         /* clients in handshake/subscribe at once */
+#define DEF_KEEPALIVE_S    3.0         /* publisher /meta/connect {timeout:0} period */
+#define RETRY_DELAY_NS     100000000LL /* after an HTTP error, wait 100 ms */
 #define MAX_RETRY_DELAY_NS 5000000000LL
-#define MAX_COOKIES 4
-#define COOKIE_MAX 160
-#define CLIENT_ID_MAX 128
-#define RBUF_INIT 2048
-#define HIST_BUCKETS (64 * 64)
-#define NS 1000000000LL
+#define MAX_COOKIES        4
+#define COOKIE_MAX         160
+#define CLIENT_ID_MAX      128
+#define RBUF_INIT          2048
+#define HIST_BUCKETS       (64 * 64)
+#define NS                 1000000000LL
 
 /*---- Options ----*/
 
 static struct {
 	const char *url;
 	struct sockaddr_in addr;
-	char host[128];  /* Host header value */
+	char host[128]; /* Host header value */
 	char path[256];
 	long subscribers, channels, publishers, inflight, payload, ramp;
 	double rate, warmup, duration, drain, setup, hard_stop, keepalive;
@@ -160,27 +160,27 @@ static double hist_quantile_ms(double q)
 
 enum kind { K_SUB, K_PUB };
 enum cstate {
-	CS_NEW,         /* not started */
-	CS_HANDSHAKE,   /* handshake sent */
-	CS_CONNECT0,    /* first /meta/connect {timeout:0} sent */
-	CS_SUBSCRIBE,   /* subscribe sent */
-	CS_POLLING,     /* subscriber: connect loop running */
-	CS_READY,       /* publisher: handshaken, publishing */
-	CS_WAIT,        /* waiting until wake_at, then wake_state */
+	CS_NEW,       /* not started */
+	CS_HANDSHAKE, /* handshake sent */
+	CS_CONNECT0,  /* first /meta/connect {timeout:0} sent */
+	CS_SUBSCRIBE, /* subscribe sent */
+	CS_POLLING,   /* subscriber: connect loop running */
+	CS_READY,     /* publisher: handshaken, publishing */
+	CS_WAIT,      /* waiting until wake_at, then wake_state */
 };
 enum req { R_NONE, R_HANDSHAKE, R_CONNECT, R_SUBSCRIBE, R_PUBLISH };
 
 struct client;
 
 struct conn {
-	int fd;              /* -1 when closed */
-	bool connecting;     /* non-blocking connect() in progress */
-	bool busy;           /* a request is outstanding */
-	bool reused;         /* request went out on a kept-alive connection */
-	bool got_bytes;      /* some of the response arrived */
-	uint8_t req;         /* enum req */
-	int chan;            /* channel of an outstanding publish */
-	int64_t t_sent;      /* send time of the outstanding request */
+	int fd;          /* -1 when closed */
+	bool connecting; /* non-blocking connect() in progress */
+	bool busy;       /* a request is outstanding */
+	bool reused;     /* request went out on a kept-alive connection */
+	bool got_bytes;  /* some of the response arrived */
+	uint8_t req;     /* enum req */
+	int chan;        /* channel of an outstanding publish */
+	int64_t t_sent;  /* send time of the outstanding request */
 	struct client *cl;
 	char *wbuf;
 	size_t wlen, woff, wcap;
@@ -197,7 +197,7 @@ struct client {
 	struct conn *conns;
 	int64_t wake_at;
 	int64_t retry_delay;
-	int64_t next_send;  /* publisher: next scheduled publish */
+	int64_t next_send; /* publisher: next scheduled publish */
 	int64_t next_keepalive;
 	uint64_t msg_id;
 	char client_id[CLIENT_ID_MAX];
@@ -233,14 +233,15 @@ static struct {
 	uint64_t bayeux_errors;   /* successful:false on meta channels */
 	uint64_t connect_returns; /* held connects returned in the window */
 	uint64_t multiple_clients;
-	int64_t max_lag;          /* rate mode: worst lag behind schedule */
+	int64_t max_lag; /* rate mode: worst lag behind schedule */
 	int64_t inflight_measured;
 	uint64_t ready_subs, ready_pubs;
 } st;
 static char first_error[256];
 
 /* True when a message sent at t counts (inside the measured window). */
-static bool in_window(int64_t t) {
+static bool in_window(int64_t t)
+{
 	return t >= t_measure && t < t_measure_end && t_measure;
 }
 
@@ -481,7 +482,8 @@ static bool conn_open(struct conn *c)
 		close(fd);
 		return false;
 	}
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLET | EPOLLRDHUP, .data.ptr = c};
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLET | EPOLLRDHUP,
+	                         .data.ptr = c};
 	if (epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev) < 0)
 		die("epoll_ctl: %s", strerror(errno));
 	c->fd = fd;
@@ -580,7 +582,8 @@ static void send_handshake(struct client *cl)
 /* A connect with advice {timeout:0} is answered at once (PROTOCOL.md §3). */
 static void send_connect(struct client *cl, struct conn *c, bool immediate)
 {
-	set_body("[{\"channel\":\"/meta/connect\",\"clientId\":\"%s\",\"connectionType\":\"long-polling\","
+	set_body("[{\"channel\":\"/meta/"
+	         "connect\",\"clientId\":\"%s\",\"connectionType\":\"long-polling\","
 	         "\"id\":\"%" PRIu64 "\"%s}]",
 	         cl->client_id, ++cl->msg_id, immediate ? ",\"advice\":{\"timeout\":0}" : "");
 	conn_send(c, R_CONNECT);
@@ -652,14 +655,19 @@ static void client_fail(struct client *cl, struct conn *c, const char *why)
 	}
 	enum cstate next;
 	switch (req) {
-	case R_HANDSHAKE: next = CS_HANDSHAKE; break;
-	case R_SUBSCRIBE: next = CS_SUBSCRIBE; break;
+	case R_HANDSHAKE:
+		next = CS_HANDSHAKE;
+		break;
+	case R_SUBSCRIBE:
+		next = CS_SUBSCRIBE;
+		break;
 	case R_CONNECT:
 		next = (cl->kind == K_SUB) ? CS_POLLING : CS_READY;
 		if (cl->state == CS_CONNECT0)
 			next = CS_CONNECT0;
 		break;
-	default: return;
+	default:
+		return;
 	}
 	cl->retry_delay = cl->retry_delay ? cl->retry_delay * 2 : RETRY_DELAY_NS;
 	if (cl->retry_delay > MAX_RETRY_DELAY_NS)
@@ -716,7 +724,6 @@ static void store_cookie(struct client *cl, const char *v, size_t n)
 	if (slot == cl->ncookies)
 		cl->ncookies++;
 }
-
 
 /* Handles one delivered message (a message with data on a non-meta channel). */
 static void on_delivery(struct msg *m, int64_t now)
@@ -791,8 +798,8 @@ static void on_response(struct conn *c, int status, const char *b, size_t blen)
 			need_handshake = true;
 		if (m.successful == 0 && !span_eq(m.channel, "/meta/connect")) {
 			st.bayeux_errors++;
-			note_error("%.*s failed: %.*s", (int)m.channel.n, m.channel.p, (int)m.error.n,
-			           m.error.p ? m.error.p : "");
+			note_error("%.*s failed: %.*s", (int)m.channel.n, m.channel.p,
+			           (int)m.error.n, m.error.p ? m.error.p : "");
 		}
 		if (span_eq(m.channel, "/meta/handshake") && req == R_HANDSHAKE) {
 			if (m.successful == 1 && m.client_id.p && m.client_id.n < CLIENT_ID_MAX) {
@@ -944,7 +951,8 @@ static int parse_response(struct conn *c, bool *close_after, bool eof)
 			else if (kl == 10 && !strncasecmp(line, "connection", 10)) {
 				if (memmem(v, vl, "close", 5) || memmem(v, vl, "Close", 5))
 					conn_close_hdr = true;
-				else if (memmem(v, vl, "keep-alive", 10) || memmem(v, vl, "Keep-Alive", 10))
+				else if (memmem(v, vl, "keep-alive", 10) ||
+				         memmem(v, vl, "Keep-Alive", 10))
 					conn_close_hdr = false;
 			} else if (kl == 10 && !strncasecmp(line, "set-cookie", 10))
 				store_cookie(c->cl, v, vl);
@@ -971,7 +979,8 @@ static int parse_response(struct conn *c, bool *close_after, bool eof)
 			unsigned long csz = strtoul(bs + off, NULL, 16);
 			size_t dstart = (size_t)(crlf + 2 - bs);
 			if (csz == 0) {
-				char *tend = memmem(bs + dstart - 2, avail - dstart + 2, "\r\n\r\n", 4);
+				char *tend =
+				        memmem(bs + dstart - 2, avail - dstart + 2, "\r\n\r\n", 4);
 				if (!tend)
 					return 0;
 				consumed = (size_t)(tend + 4 - b);
@@ -1088,7 +1097,8 @@ static void on_event(struct conn *c, uint32_t ev)
 						if (pending) {
 							c->reused = false;
 							if (!conn_open(c))
-								client_fail(c->cl, c, "reconnect failed");
+								client_fail(c->cl, c,
+								            "reconnect failed");
 							else
 								c->woff = 0;
 						}
@@ -1346,7 +1356,8 @@ static void parse_args(int argc, char **argv)
 			opt.no_keepalive = (opt.keepalive == 0);
 		} else if (FLAG("--channel-prefix")) {
 			if (!v || v[0] != '/' || strlen(v) > 100)
-				die("--channel-prefix must start with '/' and be at most 100 characters");
+				die("--channel-prefix must start with '/' and be at most 100 "
+				    "characters");
 			opt.channel_prefix = v;
 		} else {
 			usage(stderr);
@@ -1442,7 +1453,9 @@ static void report(void)
 	double ratio = st.expected ? (double)st.delivered / (double)st.expected : 0;
 	FILE *f = stdout;
 	fprintf(f, "{\"mode\":\"%s\",\"url\":\"",
-	        opt.connect_loop ? "connect-loop" : opt.idle ? "idle" : "pubsub");
+	        opt.connect_loop ? "connect-loop"
+	        : opt.idle       ? "idle"
+	                         : "pubsub");
 	json_escape(f, opt.url);
 	fprintf(f,
 	        "\",\"subscribers\":%ld,\"channels\":%ld,\"publishers\":%ld,\"rate\":%g,"
@@ -1451,7 +1464,8 @@ static void report(void)
 	        "\"published\":%lu,\"publish_failed\":%lu,\"publishes_per_s\":%.1f,"
 	        "\"expected\":%lu,\"delivered\":%lu,\"delivery_ratio\":%.6f,"
 	        "\"deliveries_per_s\":%.1f,"
-	        "\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f},"
+	        "\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f}"
+	        ","
 	        "\"max_lag_ms\":%.3f,\"http_errors\":%lu,\"connect_errors\":%lu,"
 	        "\"bayeux_errors\":%lu,\"retries\":%lu,\"rehandshakes\":%lu,"
 	        "\"connect_returns\":%lu,\"connects_per_s\":%.1f,\"multiple_clients\":%lu,"
@@ -1466,8 +1480,8 @@ static void report(void)
 	        (unsigned long)st.http_errors, (unsigned long)st.conn_errors,
 	        (unsigned long)st.bayeux_errors, (unsigned long)st.retries,
 	        (unsigned long)st.rehandshakes, (unsigned long)st.connect_returns,
-	        secs ? st.connect_returns / secs : 0, (unsigned long)st.multiple_clients, cpu, secs ? 100.0 * cpu / secs : 0,
-	        interrupted ? "true" : "false");
+	        secs ? st.connect_returns / secs : 0, (unsigned long)st.multiple_clients, cpu,
+	        secs ? 100.0 * cpu / secs : 0, interrupted ? "true" : "false");
 	json_escape(f, first_error);
 	fprintf(f, "\"}\n");
 	fflush(f);
@@ -1528,16 +1542,17 @@ int main(int argc, char **argv)
 			long in_setup = (long)(next_start - (long)(st.ready_subs + st.ready_pubs));
 			while (next_start < nclients && in_setup < opt.ramp) {
 				long k = next_start++;
-				long i = k < opt.publishers ? opt.subscribers + k : k - opt.publishers;
+				long i = k < opt.publishers ? opt.subscribers + k
+				                            : k - opt.publishers;
 				send_handshake(&clients[i]);
 				in_setup++;
 			}
 		}
 
 		/* Phase changes. */
-		if (phase == PH_SETUP &&
-		    (((long)st.ready_subs == opt.subscribers && (long)st.ready_pubs == opt.publishers) ||
-		     now >= setup_end)) {
+		if (phase == PH_SETUP && (((long)st.ready_subs == opt.subscribers &&
+		                           (long)st.ready_pubs == opt.publishers) ||
+		                          now >= setup_end)) {
 			set_phase(PH_WARMUP);
 			t_measure = now + (int64_t)(opt.warmup * NS);
 			t_measure_end = t_measure + (int64_t)(opt.duration * NS);
@@ -1567,7 +1582,8 @@ int main(int argc, char **argv)
 			last_wake_scan = now;
 			for (long i = 0; i < nclients; i++) {
 				struct client *cl = &clients[i];
-				if (cl->state == CS_WAIT && now >= cl->wake_at && !cl->conns[0].busy)
+				if (cl->state == CS_WAIT && now >= cl->wake_at &&
+				    !cl->conns[0].busy)
 					client_wake(cl);
 			}
 		}
