@@ -1,5 +1,6 @@
 /*
- * bayeux-load: a Bayeux long-polling load generator.
+ * bayeux-load: a Bayeux load generator (long polling; eventsource with
+ * --transport sse).
  *
  * One thread, one epoll loop, non-blocking sockets, HTTP/1.1 keep-alive.
  * N subscriber clients (each on its own TCP connection) handshake, subscribe
@@ -10,6 +11,16 @@
  * latency is the receive time minus data.t.  Each client keeps its own cookie
  * jar, because cometd-nodejs-server binds sessions to the BAYEUX_BROWSER
  * cookie.
+ *
+ * With --transport sse a subscriber speaks Faye's eventsource connection type
+ * instead: it handshakes offering "eventsource", subscribes, opens
+ * GET <path>/<clientId> (Accept: text/event-stream) on a connection of its
+ * own and reads every batch of messages as one SSE event whose data is a JSON
+ * array (chunked or EOF-delimited, lines ending in LF, CRLF or CR), and POSTs
+ * /meta/connect (connectionType "eventsource", answered at once) on a second
+ * connection at the advised interval, as Faye's client does.  A stream that
+ * ends (the server's max-age or max-bytes rollover) is reopened at once with
+ * Last-Event-ID.  Publishers always use long polling.
  *
  * Phases: setup (clients ramp up) -> warm-up (publish, not counted) ->
  * measure (counted) -> drain (no new publishes; wait for the measured ones)
@@ -81,6 +92,7 @@ static struct {
 	bool phase_events;
 	bool progress;
 	bool no_keepalive;
+	bool sse; /* --transport sse: subscribers use eventsource streams */
 } opt;
 
 /*---- Time ----*/
@@ -160,15 +172,42 @@ static double hist_quantile_ms(double q)
 
 enum kind { K_SUB, K_PUB };
 enum cstate {
-	CS_NEW,       /* not started */
-	CS_HANDSHAKE, /* handshake sent */
-	CS_CONNECT0,  /* first /meta/connect {timeout:0} sent */
-	CS_SUBSCRIBE, /* subscribe sent */
-	CS_POLLING,   /* subscriber: connect loop running */
-	CS_READY,     /* publisher: handshaken, publishing */
-	CS_WAIT,      /* waiting until wake_at, then wake_state */
+	CS_NEW,         /* not started */
+	CS_HANDSHAKE,   /* handshake sent */
+	CS_CONNECT0,    /* first /meta/connect {timeout:0} sent */
+	CS_SUBSCRIBE,   /* subscribe sent */
+	CS_POLLING,     /* subscriber: connect loop running */
+	CS_READY,       /* publisher: handshaken, publishing */
+	CS_WAIT,        /* waiting until wake_at, then wake_state */
+	CS_STREAM_OPEN, /* sse subscriber: stream requested, not open yet */
+	CS_STREAMING,   /* sse subscriber: stream open, connects at the interval */
 };
-enum req { R_NONE, R_HANDSHAKE, R_CONNECT, R_SUBSCRIBE, R_PUBLISH };
+enum req { R_NONE, R_HANDSHAKE, R_CONNECT, R_SUBSCRIBE, R_PUBLISH, R_STREAM };
+
+/* How far the stream's response has been read (--transport sse). */
+enum sstate {
+	SS_IDLE,     /* no stream */
+	SS_HEAD,     /* waiting for the response headers */
+	SS_SIZE,     /* chunked: a chunk-size line */
+	SS_DATA,     /* chunked: `left` bytes of chunk data */
+	SS_DATA_END, /* chunked: the CRLF after a chunk */
+	SS_TRAILER,  /* chunked: trailer lines up to the final blank line */
+	SS_LEN,      /* Content-Length: `left` bytes of body */
+	SS_EOF,      /* no length: the body runs to the end of the connection */
+};
+
+/* An event stream's parser state; only subscribers' stream connections. */
+struct sse {
+	uint8_t state;       /* enum sstate */
+	bool close_after;    /* the response ends the connection */
+	bool need_handshake; /* an event advised reconnect: handshake */
+	bool d_has;          /* the event being read has data */
+	uint64_t left;       /* bytes left in the chunk (SS_DATA) or body (SS_LEN) */
+	char *ebuf;          /* decoded text/event-stream bytes not yet parsed */
+	size_t elen, ecap;
+	size_t epos;         /* first byte of the next unparsed line */
+	size_t d_off, d_len; /* the event's data so far (in ebuf) */
+};
 
 struct client;
 
@@ -182,6 +221,7 @@ struct conn {
 	int chan;        /* channel of an outstanding publish */
 	int64_t t_sent;  /* send time of the outstanding request */
 	struct client *cl;
+	struct sse *sse; /* the subscriber's event stream (--transport sse) */
 	char *wbuf;
 	size_t wlen, woff, wcap;
 	char *rbuf;
@@ -199,10 +239,13 @@ struct client {
 	int64_t retry_delay;
 	int64_t next_send; /* publisher: next scheduled publish */
 	int64_t next_keepalive;
+	int64_t next_connect; /* sse subscriber: next /meta/connect, 0: none due */
+	int64_t es_interval;  /* sse subscriber: advised connect interval, ns */
 	uint64_t msg_id;
 	char client_id[CLIENT_ID_MAX];
 	int ncookies;
 	char cookie[MAX_COOKIES][COOKIE_MAX]; /* "name=value" */
+	char last_id[32];                     /* sse subscriber: the stream's last event id */
 };
 
 static struct client *clients;
@@ -233,7 +276,13 @@ static struct {
 	uint64_t bayeux_errors;   /* successful:false on meta channels */
 	uint64_t connect_returns; /* held connects returned in the window */
 	uint64_t multiple_clients;
-	int64_t max_lag; /* rate mode: worst lag behind schedule */
+	uint64_t stream_opens;  /* sse: streams answered 200 */
+	uint64_t stream_ends;   /* sse: streams the server ended (rollover) */
+	uint64_t stream_errors; /* sse: streams refused or broken */
+	uint64_t sse_events;    /* sse: events with data */
+	uint64_t sse_comments;  /* sse: comment lines (heartbeats) */
+	uint64_t es_connects;   /* sse: /meta/connect (eventsource) sent */
+	int64_t max_lag;        /* rate mode: worst lag behind schedule */
 	int64_t inflight_measured;
 	uint64_t ready_subs, ready_pubs;
 } st;
@@ -572,9 +621,10 @@ static void set_body(const char *fmt, ...)
 
 static void send_handshake(struct client *cl)
 {
+	bool es = opt.sse && cl->kind == K_SUB;
 	set_body("[{\"channel\":\"/meta/handshake\",\"version\":\"1.0\",\"minimumVersion\":\"1.0\","
-	         "\"supportedConnectionTypes\":[\"long-polling\"],\"id\":\"%" PRIu64 "\"}]",
-	         ++cl->msg_id);
+	         "\"supportedConnectionTypes\":[%s\"long-polling\"],\"id\":\"%" PRIu64 "\"}]",
+	         es ? "\"eventsource\"," : "", ++cl->msg_id);
 	cl->state = CS_HANDSHAKE;
 	conn_send(&cl->conns[0], R_HANDSHAKE);
 }
@@ -587,6 +637,18 @@ static void send_connect(struct client *cl, struct conn *c, bool immediate)
 	         "\"id\":\"%" PRIu64 "\"%s}]",
 	         cl->client_id, ++cl->msg_id, immediate ? ",\"advice\":{\"timeout\":0}" : "");
 	conn_send(c, R_CONNECT);
+}
+
+/* Faye's eventsource connect: answered at once; the stream delivers. */
+static void send_es_connect(struct client *cl)
+{
+	set_body("[{\"channel\":\"/meta/"
+	         "connect\",\"clientId\":\"%s\",\"connectionType\":\"eventsource\","
+	         "\"id\":\"%" PRIu64 "\"}]",
+	         cl->client_id, ++cl->msg_id);
+	cl->next_connect = 0;
+	st.es_connects++;
+	conn_send(&cl->conns[0], R_CONNECT);
 }
 
 static void send_subscribe(struct client *cl)
@@ -616,6 +678,78 @@ static void send_publish(struct client *cl, struct conn *c)
 	conn_send(c, R_PUBLISH);
 }
 
+/*---- Event streams (--transport sse) ----*/
+
+/* Forgets the stream's parser state (the connection is handled apart). */
+static void sse_reset(struct sse *s)
+{
+	s->state = SS_IDLE;
+	s->close_after = s->need_handshake = s->d_has = false;
+	s->left = 0;
+	s->elen = s->epos = s->d_off = s->d_len = 0;
+}
+
+/* Opens (or reopens, with Last-Event-ID) the subscriber's event stream:
+ * GET <path>/<clientId> on its own connection, conns[1]. */
+static void stream_start(struct client *cl)
+{
+	struct conn *c = &cl->conns[1];
+	size_t need = 1024 + strlen(opt.path) + MAX_COOKIES * COOKIE_MAX;
+	if (c->wcap < need) {
+		c->wcap = need;
+		c->wbuf = xrealloc(c->wbuf, c->wcap);
+	}
+	size_t pl = strlen(opt.path);
+	bool slash = pl && opt.path[pl - 1] == '/';
+	int n = snprintf(c->wbuf, c->wcap,
+	                 "GET %s%s%s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n"
+	                 "Cache-Control: no-cache\r\n",
+	                 opt.path, slash ? "" : "/", cl->client_id, opt.host);
+	if (cl->ncookies) {
+		n += snprintf(c->wbuf + n, c->wcap - (size_t)n, "Cookie: ");
+		for (int i = 0; i < cl->ncookies; i++)
+			n += snprintf(c->wbuf + n, c->wcap - (size_t)n, "%s%s", i ? "; " : "",
+			              cl->cookie[i]);
+		n += snprintf(c->wbuf + n, c->wcap - (size_t)n, "\r\n");
+	}
+	if (cl->last_id[0])
+		n += snprintf(c->wbuf + n, c->wcap - (size_t)n, "Last-Event-ID: %s\r\n",
+		              cl->last_id);
+	n += snprintf(c->wbuf + n, c->wcap - (size_t)n, "\r\n");
+	c->wlen = (size_t)n;
+	c->woff = 0;
+	c->busy = true;
+	c->req = R_STREAM;
+	c->got_bytes = false;
+	c->t_sent = now_ns();
+	sse_reset(c->sse);
+	c->sse->state = SS_HEAD;
+	if (cl->state != CS_STREAMING)
+		cl->state = CS_STREAM_OPEN;
+	c->reused = (c->fd >= 0);
+	if (c->fd < 0 && !conn_open(c)) {
+		st.conn_errors++;
+		client_fail(cl, c, "connect failed (stream)");
+		return;
+	}
+	if (!c->connecting && !conn_flush(c)) {
+		conn_close(c);
+		client_fail(cl, c, "write failed (stream)");
+	}
+}
+
+/* Closes the subscriber's stream for good (a new session needs a new one). */
+static void stream_stop(struct client *cl)
+{
+	struct conn *c = &cl->conns[1];
+	conn_close(c);
+	c->busy = false;
+	c->req = R_NONE;
+	sse_reset(c->sse);
+	cl->last_id[0] = '\0';
+	cl->next_connect = 0;
+}
+
 /* Puts a client to sleep until `delay` from now, then into `next`. */
 static void client_wait(struct client *cl, int64_t delay, enum cstate next)
 {
@@ -633,6 +767,8 @@ static void client_rehandshake(struct client *cl)
 	if (phase != PH_SETUP)
 		st.rehandshakes++;
 	cl->client_id[0] = '\0';
+	if (opt.sse && cl->kind == K_SUB)
+		stream_stop(cl);
 	/* A publisher's other outstanding publishes finish on their own. */
 	if (cl->conns[0].busy)
 		client_wait(cl, 0, CS_HANDSHAKE); /* handshake once conn 0 is free */
@@ -652,6 +788,25 @@ static void client_fail(struct client *cl, struct conn *c, const char *why)
 		if (in_window(c->t_sent))
 			st.inflight_measured--;
 		return; /* the publisher loop sends the next one */
+	}
+	if (req == R_STREAM || (opt.sse && cl->kind == K_SUB && req == R_CONNECT)) {
+		cl->retry_delay = cl->retry_delay ? cl->retry_delay * 2 : RETRY_DELAY_NS;
+		if (cl->retry_delay > MAX_RETRY_DELAY_NS)
+			cl->retry_delay = MAX_RETRY_DELAY_NS;
+		if (req == R_CONNECT) {
+			/* The stream goes on; the next connect after a pause (a
+			 * stream being reopened sends one when it opens). */
+			if (cl->state == CS_STREAMING)
+				cl->next_connect = now_ns() + cl->retry_delay;
+			return;
+		}
+		/* The stream broke: reopen it after a pause (Last-Event-ID). */
+		st.stream_errors++;
+		conn_close(c);
+		sse_reset(c->sse);
+		if (cl->state == CS_STREAMING || cl->state == CS_STREAM_OPEN)
+			client_wait(cl, cl->retry_delay, CS_STREAM_OPEN);
+		return;
 	}
 	enum cstate next;
 	switch (req) {
@@ -696,6 +851,10 @@ static void client_wake(struct client *cl)
 		break;
 	case CS_READY:
 		cl->state = CS_READY;
+		break;
+	case CS_STREAM_OPEN:
+		if (phase < PH_DONE)
+			stream_start(cl);
 		break;
 	}
 }
@@ -843,6 +1002,14 @@ static void on_response(struct conn *c, int status, const char *b, size_t blen)
 			client_wait(cl, cl->retry_delay, CS_HANDSHAKE);
 			break;
 		}
+		if (opt.sse && cl->kind == K_SUB) {
+			/* Faye's order: subscribe, open the stream, then connect. */
+			if (opt.idle)
+				stream_start(cl);
+			else
+				send_subscribe(cl);
+			break;
+		}
 		cl->state = CS_CONNECT0;
 		send_connect(cl, &cl->conns[0], true);
 		break;
@@ -851,6 +1018,28 @@ static void on_response(struct conn *c, int status, const char *b, size_t blen)
 			st.connect_returns++;
 		if (need_handshake) {
 			client_rehandshake(cl);
+			break;
+		}
+		if (opt.sse && cl->kind == K_SUB) {
+			if (cl->state != CS_STREAMING)
+				break; /* the stream broke meanwhile; reopening sends one */
+			if (!connect_ok) {
+				cl->next_connect = now + RETRY_DELAY_NS * 10;
+				break;
+			}
+			if (!cl->ever_ready) {
+				cl->ever_ready = true;
+				st.ready_subs++;
+			}
+			if (connect_interval > 0)
+				cl->es_interval = connect_interval * 1000000LL;
+			/* Faye's client waits advice.interval (the poll timeout). */
+			int64_t gap = cl->es_interval > 0 ? cl->es_interval : NS;
+			cl->next_connect = now + gap;
+			/* Long enough to close the idle connection, as a browser
+			 * (or Node's 5 s keep-alive timeout) would. */
+			if (gap > 5 * NS)
+				conn_close(c);
 			break;
 		}
 		if (cl->state == CS_CONNECT0) {
@@ -900,6 +1089,10 @@ static void on_response(struct conn *c, int status, const char *b, size_t blen)
 		if (!cl->subscribed) {
 			cl->subscribed = true;
 			chan_subs[cl->chan]++;
+		}
+		if (opt.sse && cl->kind == K_SUB) {
+			stream_start(cl); /* ready once its first connect is answered */
+			break;
 		}
 		if (!cl->ever_ready) {
 			cl->ever_ready = true;
@@ -1020,6 +1213,366 @@ static int parse_response(struct conn *c, bool *close_after, bool eof)
 	return 1;
 }
 
+/*---- Event stream reading (--transport sse) ----*/
+
+static void conn_dead(struct conn *c, const char *why);
+
+/* One SSE event's data: a JSON array of messages (Faye and bayeuxd both). */
+static void sse_dispatch(struct client *cl, struct sse *s, const char *p, size_t n, int64_t now)
+{
+	const char *e = p + n;
+	st.sse_events++;
+	p = ws(p, e);
+	if (p >= e || *p != '[') {
+		st.http_errors++;
+		note_error("an SSE event's data is not a JSON array");
+		return;
+	}
+	p = ws(p + 1, e);
+	while (p < e && *p != ']') {
+		struct msg m = {.successful = -1};
+		const char *q = scan_object(p, e, msg_field, &m);
+		if (!q) {
+			st.http_errors++;
+			note_error("malformed JSON in an SSE event");
+			return;
+		}
+		p = ws(q, e);
+		if (p < e && *p == ',')
+			p = ws(p + 1, e);
+		if (!m.channel.p)
+			continue;
+		if (!(m.channel.n > 6 && !memcmp(m.channel.p, "/meta/", 6))) {
+			if (m.data.p)
+				on_delivery(&m, now);
+			continue;
+		}
+		struct advice a = {.interval = -1};
+		if (m.advice.p)
+			scan_object(m.advice.p, m.advice.p + m.advice.n, advice_field, &a);
+		if (span_eq(a.reconnect, "handshake"))
+			s->need_handshake = true;
+	}
+	(void)cl;
+}
+
+/* One line of the event stream, at ebuf[off], len bytes without its end. */
+static void sse_line(struct client *cl, struct sse *s, size_t off, size_t len, int64_t now)
+{
+	char *l = s->ebuf + off;
+	if (len == 0) { /* blank line: the event is complete */
+		if (s->d_has)
+			sse_dispatch(cl, s, s->ebuf + s->d_off, s->d_len, now);
+		s->d_has = false;
+		return;
+	}
+	if (l[0] == ':') {
+		st.sse_comments++;
+		return;
+	}
+	char *colon = memchr(l, ':', len);
+	size_t flen = colon ? (size_t)(colon - l) : len;
+	char *v = colon ? colon + 1 : l + len;
+	if (v < l + len && *v == ' ')
+		v++;
+	size_t vlen = (size_t)(l + len - v);
+	if (flen == 4 && !memcmp(l, "data", 4)) {
+		if (!s->d_has) {
+			s->d_has = true;
+			s->d_off = (size_t)(v - s->ebuf);
+			s->d_len = vlen;
+		} else {
+			/* Joined with a line feed, in place: the gap before this
+			 * line's value holds at least "data:" and a line end. */
+			char *dst = s->ebuf + s->d_off + s->d_len;
+			*dst = '\n';
+			memmove(dst + 1, v, vlen);
+			s->d_len += 1 + vlen;
+		}
+	} else if (flen == 2 && !memcmp(l, "id", 2)) {
+		if (vlen < sizeof cl->last_id && !memchr(v, '\0', vlen)) {
+			memcpy(cl->last_id, v, vlen);
+			cl->last_id[vlen] = '\0';
+		}
+	}
+	/* retry: and event: do not matter here: a stream that ends is
+	 * reopened at once, and every event is a message event. */
+}
+
+/* Parses the complete lines of decoded stream text; keeps the rest. */
+static void sse_lines(struct client *cl, struct sse *s, int64_t now)
+{
+	char *b = s->ebuf;
+	size_t n = s->elen, pos = s->epos;
+	while (pos < n) {
+		size_t i = pos;
+		while (i < n && b[i] != '\n' && b[i] != '\r')
+			i++;
+		if (i == n)
+			break;
+		size_t eol = 1;
+		if (b[i] == '\r') {
+			if (i + 1 == n)
+				break; /* CR LF split across reads: wait for the LF */
+			if (b[i + 1] == '\n')
+				eol = 2;
+		}
+		sse_line(cl, s, pos, i - pos, now);
+		pos = i + eol;
+	}
+	/* Drop what was parsed, but not the data of an unfinished event. */
+	size_t keep = s->d_has && s->d_off < pos ? s->d_off : pos;
+	if (keep) {
+		memmove(b, b + keep, n - keep);
+		if (s->d_has)
+			s->d_off -= keep;
+	}
+	s->elen = n - keep;
+	s->epos = pos - keep;
+}
+
+static void sse_append(struct sse *s, const char *p, size_t n)
+{
+	if (s->ecap - s->elen < n) {
+		size_t cap = s->ecap ? s->ecap : 1024;
+		while (cap - s->elen < n)
+			cap *= 2;
+		s->ebuf = xrealloc(s->ebuf, cap);
+		s->ecap = cap;
+	}
+	memcpy(s->ebuf + s->elen, p, n);
+	s->elen += n;
+}
+
+/* The stream's response headers: status, framing, cookies. */
+static int stream_head(struct conn *c, char *b, char *hend, bool *chunked, long *clen)
+{
+	struct sse *s = c->sse;
+	if (hend - b < 12 || memcmp(b, "HTTP/1.", 7))
+		return -1;
+	int status = atoi(b + 9);
+	*chunked = false;
+	*clen = -1;
+	s->close_after = !memcmp(b, "HTTP/1.0", 8);
+	char *line = (char *)memchr(b, '\n', (size_t)(hend + 2 - b)) + 1;
+	while (line < hend) {
+		char *le = memchr(line, '\n', (size_t)(hend + 2 - line));
+		if (!le)
+			break;
+		size_t ll = (size_t)(le - line);
+		char *colon = memchr(line, ':', ll);
+		if (colon) {
+			size_t kl = (size_t)(colon - line);
+			char *v = colon + 1;
+			size_t vl = (size_t)(le - v);
+			if (kl == 14 && !strncasecmp(line, "content-length", 14))
+				*clen = strtol(v, NULL, 10);
+			else if (kl == 17 && !strncasecmp(line, "transfer-encoding", 17))
+				*chunked = memmem(v, vl, "chunked", 7) != NULL;
+			else if (kl == 10 && !strncasecmp(line, "connection", 10))
+				s->close_after =
+				        memmem(v, vl, "close", 5) || memmem(v, vl, "Close", 5);
+			else if (kl == 10 && !strncasecmp(line, "set-cookie", 10))
+				store_cookie(c->cl, v, vl);
+		}
+		line = le + 1;
+	}
+	return status;
+}
+
+/* The stream is open (200): Faye's client connects once it is. */
+static void stream_opened(struct client *cl)
+{
+	st.stream_opens++;
+	if (cl->state == CS_STREAM_OPEN) {
+		cl->state = CS_STREAMING;
+		send_es_connect(cl);
+	}
+}
+
+/* The server ended the stream cleanly (rollover): reopen it at once with
+ * Last-Event-ID, as EventSource does (after retry:, which we skip). */
+static void stream_ended(struct client *cl, struct conn *c)
+{
+	st.stream_ends++;
+	c->busy = false;
+	c->req = R_NONE;
+	bool close = c->sse->close_after;
+	sse_reset(c->sse);
+	if (close)
+		conn_close(c);
+	if (phase < PH_DONE && cl->state == CS_STREAMING)
+		stream_start(cl);
+}
+
+/* Decodes the stream's bytes in c->rbuf (chunked, Content-Length or to
+ * EOF) into event text and parses its complete lines.  Returns false when
+ * the connection is no longer ours to read (closed, ended or reopened). */
+static bool stream_input(struct conn *c, bool eof)
+{
+	struct client *cl = c->cl;
+	struct sse *s = c->sse;
+	char *p = c->rbuf, *e = c->rbuf + c->rlen;
+	int64_t now = now_ns();
+	bool ended = false;
+	const char *bad = NULL;
+	while (p < e && !ended && !bad) {
+		switch (s->state) {
+		case SS_HEAD: {
+			char *hend = memmem(p, (size_t)(e - p), "\r\n\r\n", 4);
+			if (!hend) {
+				if (e - p > 65536)
+					bad = "oversized stream headers";
+				goto parsed;
+			}
+			bool chunked;
+			long clen;
+			int status = stream_head(c, p, hend, &chunked, &clen);
+			p = hend + 4;
+			if (status >= 100 && status < 200)
+				break;
+			if (status != 200) {
+				/* Refused: 404 is bayeuxd's "no such session". */
+				char why[64];
+				snprintf(why, sizeof why, "HTTP %d on the stream", status);
+				conn_close(c);
+				if (status == 404 || status == 400) {
+					st.stream_errors++;
+					note_error("%s", why);
+					c->busy = false;
+					c->req = R_NONE;
+					sse_reset(s);
+					client_rehandshake(cl);
+				} else {
+					client_fail(cl, c, why);
+				}
+				return false;
+			}
+			if (chunked) {
+				s->state = SS_SIZE;
+			} else if (clen >= 0) {
+				s->state = SS_LEN;
+				s->left = (uint64_t)clen;
+				ended = clen == 0;
+			} else {
+				s->state = SS_EOF;
+				s->close_after = true;
+			}
+			stream_opened(cl);
+			break;
+		}
+		case SS_SIZE: {
+			char *crlf = memmem(p, (size_t)(e - p), "\r\n", 2);
+			if (!crlf) {
+				if (e - p > 1024)
+					bad = "bad chunk size line";
+				goto parsed;
+			}
+			char *end;
+			unsigned long long sz = strtoull(p, &end, 16);
+			if (end == p) {
+				bad = "bad chunk size";
+				break;
+			}
+			p = crlf + 2;
+			if (sz == 0) {
+				s->state = SS_TRAILER;
+			} else {
+				s->left = sz;
+				s->state = SS_DATA;
+			}
+			break;
+		}
+		case SS_DATA:
+		case SS_LEN:
+		case SS_EOF: {
+			size_t n = (size_t)(e - p);
+			if (s->state != SS_EOF && n > s->left)
+				n = (size_t)s->left;
+			sse_append(s, p, n);
+			p += n;
+			if (s->state == SS_EOF)
+				break;
+			s->left -= n;
+			if (s->left == 0) {
+				if (s->state == SS_DATA)
+					s->state = SS_DATA_END;
+				else
+					ended = true;
+			}
+			break;
+		}
+		case SS_DATA_END:
+			if (e - p < 2)
+				goto parsed;
+			if (p[0] != '\r' || p[1] != '\n')
+				bad = "no CRLF after a chunk";
+			p += 2;
+			s->state = SS_SIZE;
+			break;
+		case SS_TRAILER: {
+			char *crlf = memmem(p, (size_t)(e - p), "\r\n", 2);
+			if (!crlf)
+				goto parsed;
+			ended = crlf == p; /* the blank line: the response is over */
+			p = crlf + 2;
+			break;
+		}
+		default:
+			bad = "bytes on a closed stream";
+			break;
+		}
+	}
+parsed:
+	memmove(c->rbuf, p, (size_t)(e - p));
+	c->rlen = (size_t)(e - p);
+	if (s->elen > s->epos)
+		sse_lines(cl, s, now);
+	if (bad) {
+		conn_close(c);
+		client_fail(cl, c, bad);
+		return false;
+	}
+	if (s->need_handshake) {
+		conn_close(c);
+		client_rehandshake(cl);
+		return false;
+	}
+	if (eof && s->state == SS_EOF)
+		ended = true;
+	if (ended) {
+		stream_ended(cl, c);
+		return false;
+	}
+	return true;
+}
+
+/* Reads what arrived on a stream connection. */
+static void stream_read(struct conn *c)
+{
+	for (;;) {
+		if (c->rcap - c->rlen < 1024) {
+			c->rcap = c->rcap ? c->rcap * 2 : RBUF_INIT;
+			c->rbuf = xrealloc(c->rbuf, c->rcap);
+		}
+		ssize_t n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+		if (n > 0) {
+			c->rlen += (size_t)n;
+			c->got_bytes = true;
+			if (!stream_input(c, false))
+				return;
+			continue;
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		/* EOF or error: the end of an EOF-delimited stream, or a break. */
+		if (n == 0 && !stream_input(c, true))
+			return;
+		conn_dead(c, n == 0 ? "stream closed by server" : "recv failed (stream)");
+		return;
+	}
+}
+
 /* The connection died: retry a request that went out on a kept-alive
  * connection and got no bytes back (the server may close idle ones), else
  * count an error. */
@@ -1069,6 +1622,10 @@ static void on_event(struct conn *c, uint32_t ev)
 			conn_dead(c, "write failed");
 			return;
 		}
+	}
+	if (c->sse && (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+		stream_read(c);
+		return;
 	}
 	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
 		for (;;) {
@@ -1190,8 +1747,9 @@ static void usage(FILE *f)
 	fprintf(f,
 	        "usage: bayeux-load --url http://127.0.0.1:PORT/cometd [options]\n"
 	        "\n"
-	        "Bayeux long-polling load generator: subscribers run a /meta/connect loop,\n"
-	        "publishers publish messages stamped with their send time; reports\n"
+	        "Bayeux load generator: subscribers run a long-polling /meta/connect loop\n"
+	        "(or read an eventsource stream: --transport sse), publishers publish\n"
+	        "messages stamped with their send time; reports\n"
 	        "deliveries and latency. One final JSON line goes to stdout.\n"
 	        "\n"
 	        "  --url URL            server endpoint (IPv4 literal or localhost), required\n"
@@ -1213,8 +1771,12 @@ static void usage(FILE *f)
 	        "  --channel-prefix P   channel name prefix (default /bench)\n"
 	        "  --keepalive S        publisher /meta/connect {timeout:0} period, keeps\n"
 	        "                       their sessions alive (default %.0f; 0 = never)\n"
+	        "  --transport T        long-polling (default) or sse: subscribers use Faye's\n"
+	        "                       eventsource (GET <path>/<clientId> event stream, connects\n"
+	        "                       POSTed at the advised interval); publishers long-poll\n"
 	        "  --idle               idle mode: subscribers only handshake and hold\n"
-	        "                       /meta/connect for --duration; no publishers\n"
+	        "                       /meta/connect (or, with sse, a stream) for --duration;\n"
+	        "                       no publishers\n"
 	        "  --connect-loop       like --idle, but every /meta/connect asks\n"
 	        "                       advice {timeout:0}: a request-rate test (connects_per_s)\n"
 	        "  --phase-events       print '@phase NAME' lines on stderr at phase changes\n"
@@ -1316,6 +1878,14 @@ static void parse_args(int argc, char **argv)
 			opt.idle = true;
 		} else if (!strcmp(a, "--connect-loop")) {
 			opt.idle = opt.connect_loop = true;
+		} else if (FLAG("--transport")) {
+			if (v && !strcmp(v, "sse"))
+				opt.sse = true;
+			else if (v && !strcmp(v, "long-polling"))
+				opt.sse = false;
+			else
+				die("--transport must be long-polling or sse, got '%s'",
+				    v ? v : "(nothing)");
 		} else if (!strcmp(a, "--phase-events")) {
 			opt.phase_events = true;
 		} else if (!strcmp(a, "--progress")) {
@@ -1368,6 +1938,8 @@ static void parse_args(int argc, char **argv)
 	if (!opt.url)
 		die("--url is required (e.g. --url http://127.0.0.1:8080/cometd)");
 	parse_url(opt.url);
+	if (opt.sse && opt.connect_loop)
+		die("--connect-loop is a long-polling test; it takes no --transport sse");
 	if (opt.idle) {
 		if (publishers_set && opt.publishers)
 			die("--idle takes no publishers (got --publishers %ld)", opt.publishers);
@@ -1446,16 +2018,23 @@ static void report(void)
 	double secs = (t_measure_end && t_measure) ? (t_measure_end - t_measure) / 1e9 : 0;
 	double cpu = cpu_measure_end - cpu_measure_start;
 	long held = 0;
-	for (long i = 0; i < opt.subscribers; i++)
-		if (clients[i].state == CS_POLLING && clients[i].conns[0].busy &&
-		    clients[i].conns[0].req == R_CONNECT)
+	for (long i = 0; i < opt.subscribers; i++) {
+		if (opt.sse) {
+			struct conn *c = &clients[i].conns[1];
+			if (c->busy && c->req == R_STREAM && c->sse->state > SS_HEAD)
+				held++; /* open streams */
+		} else if (clients[i].state == CS_POLLING && clients[i].conns[0].busy &&
+		           clients[i].conns[0].req == R_CONNECT) {
 			held++;
+		}
+	}
 	double ratio = st.expected ? (double)st.delivered / (double)st.expected : 0;
 	FILE *f = stdout;
-	fprintf(f, "{\"mode\":\"%s\",\"url\":\"",
+	fprintf(f, "{\"mode\":\"%s\",\"transport\":\"%s\",\"url\":\"",
 	        opt.connect_loop ? "connect-loop"
 	        : opt.idle       ? "idle"
-	                         : "pubsub");
+	                         : "pubsub",
+	        opt.sse ? "sse" : "long-polling");
 	json_escape(f, opt.url);
 	fprintf(f,
 	        "\",\"subscribers\":%ld,\"channels\":%ld,\"publishers\":%ld,\"rate\":%g,"
@@ -1483,7 +2062,15 @@ static void report(void)
 	        secs ? st.connect_returns / secs : 0, (unsigned long)st.multiple_clients, cpu,
 	        secs ? 100.0 * cpu / secs : 0, interrupted ? "true" : "false");
 	json_escape(f, first_error);
-	fprintf(f, "\"}\n");
+	fputc('"', f);
+	if (opt.sse)
+		fprintf(f,
+		        ",\"stream_opens\":%lu,\"stream_ends\":%lu,\"stream_errors\":%lu,"
+		        "\"sse_events\":%lu,\"sse_comments\":%lu,\"es_connects\":%lu",
+		        (unsigned long)st.stream_opens, (unsigned long)st.stream_ends,
+		        (unsigned long)st.stream_errors, (unsigned long)st.sse_events,
+		        (unsigned long)st.sse_comments, (unsigned long)st.es_connects);
+	fprintf(f, "}\n");
 	fflush(f);
 }
 
@@ -1493,7 +2080,10 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
-	raise_nofile(opt.subscribers + opt.publishers * opt.inflight + 32);
+	/* An sse subscriber holds a second connection while it sets up (its
+	 * POSTs'; closed between connects once the interval is long). */
+	raise_nofile(opt.subscribers + opt.publishers * opt.inflight + 32 +
+	             (opt.sse ? (opt.ramp < opt.subscribers ? opt.ramp : opt.subscribers) : 0));
 
 	payload_str = xrealloc(NULL, (size_t)opt.payload + 1);
 	memset(payload_str, 'x', (size_t)opt.payload);
@@ -1512,7 +2102,8 @@ int main(int argc, char **argv)
 		cl->kind = i < opt.subscribers ? K_SUB : K_PUB;
 		cl->idx = (int)i;
 		cl->chan = (int)(i % opt.channels);
-		cl->nconns = cl->kind == K_SUB ? 1 : (int)opt.inflight;
+		/* An sse subscriber POSTs on conns[0] and streams on conns[1]. */
+		cl->nconns = cl->kind == K_SUB ? (opt.sse ? 2 : 1) : (int)opt.inflight;
 		cl->conns = calloc((size_t)cl->nconns, sizeof *cl->conns);
 		if (!cl->conns)
 			die("out of memory");
@@ -1520,6 +2111,9 @@ int main(int argc, char **argv)
 			cl->conns[k].fd = -1;
 			cl->conns[k].cl = cl;
 		}
+		if (cl->kind == K_SUB && opt.sse &&
+		    !(cl->conns[1].sse = calloc(1, sizeof(struct sse))))
+			die("out of memory");
 	}
 
 	t_start = now_ns();
@@ -1585,6 +2179,10 @@ int main(int argc, char **argv)
 				if (cl->state == CS_WAIT && now >= cl->wake_at &&
 				    !cl->conns[0].busy)
 					client_wake(cl);
+				else if (cl->state == CS_STREAMING && cl->next_connect &&
+				         now >= cl->next_connect && !cl->conns[0].busy &&
+				         phase < PH_DONE)
+					send_es_connect(cl); /* keeps the session alive */
 			}
 		}
 

@@ -26,6 +26,10 @@ const PAGE = Number(execFileSync('getconf', ['PAGESIZE']).toString().trim()) || 
 
 const ALL_SERVERS = ['bayeuxd', 'faye', 'cometd'];
 const ALL_SCENARIOS = ['fanout', 'many-channels', 'ceiling', 'idle', 'wrk', 'connect-loop'];
+// Server-Sent Events (Faye's eventsource): only on request, and only against
+// the servers that speak it (cometd-nodejs-server does not).
+const SSE_SCENARIOS = ['fanout-sse', 'idle-sse'];
+const SSE_SERVERS = ['bayeuxd', 'faye'];
 const opts = {
   servers: ALL_SERVERS,
   scenarios: ALL_SCENARIOS,
@@ -48,8 +52,11 @@ generator pinned to another, and prints one table of results and ratios.
 
   --servers LIST     comma list of ${ALL_SERVERS.join(',')} (default: all)
   --scenarios LIST   comma list of ${ALL_SCENARIOS.join(',')}
-                     (default: all; wrk and connect-loop compare bayeuxd with
-                     bench/mhd-ceiling, the bare libmicrohttpd server)
+                     (the default) and ${SSE_SCENARIOS.join(',')} (only when named:
+                     fanout and idle with subscribers on Server-Sent Events,
+                     bayeuxd and Faye only); wrk and connect-loop compare
+                     bayeuxd with bench/mhd-ceiling, the bare libmicrohttpd
+                     server
   --timeout MS       long-poll timeout given to every server (default 30000)
   --server-core N    CPU the server runs on (default 0)
   --gen-core N       CPU bayeux-load and wrk run on (default 1)
@@ -89,7 +96,7 @@ function fail(msg) {
     };
     if (f === '--help') { console.log(usage()); process.exit(0); }
     else if (f === '--servers') opts.servers = list(f, ALL_SERVERS);
-    else if (f === '--scenarios') opts.scenarios = list(f, ALL_SCENARIOS);
+    else if (f === '--scenarios') opts.scenarios = list(f, [...ALL_SCENARIOS, ...SSE_SCENARIOS]);
     else if (f === '--timeout') opts.timeout = int(f);
     else if (f === '--server-core') opts.serverCore = int(f);
     else if (f === '--gen-core') opts.genCore = int(f);
@@ -224,6 +231,9 @@ const SCEN = {
     '--setup', '3', '--warmup', Q() ? '1' : '2', '--duration', Q() ? '3' : '8', '--drain', '2', '--hard-stop', '15'],
   idle: () => ['--idle', '--subscribers', '10000', '--ramp', '500', '--setup', '5', '--warmup', '0',
     '--duration', Q() ? '3' : '10', '--drain', '0', '--hard-stop', '15'],
+  // The same loads with subscribers on eventsource streams (publishers long-poll).
+  'fanout-sse': () => [...SCEN.fanout(), '--transport', 'sse'],
+  'idle-sse': () => [...SCEN.idle(), '--transport', 'sse'],
   'connect-loop': () => ['--connect-loop', '--subscribers', '100', '--setup', '3', '--warmup', '1',
     '--duration', Q() ? '3' : '6', '--drain', '0', '--hard-stop', '15'],
 };
@@ -393,7 +403,7 @@ function rows() {
       ...(opts.servers.includes('bayeuxd') ? peers.map((p) => ratio(v.bayeuxd, v[p], lowerIsBetter)) : [])]);
   };
   const R = (r) => r.result || {};
-  for (const sc of ['fanout', 'many-channels', 'ceiling']) {
+  for (const sc of ['fanout', 'fanout-sse', 'many-channels', 'ceiling']) {
     metric(sc, 'deliveries/s', (r) => R(r).deliveries_per_s, false, 0);
     metric(sc, 'delivery ratio', (r) => R(r).delivery_ratio, false, 4);
     metric(sc, 'latency p50 ms', (r) => R(r).latency_ms && R(r).latency_ms.p50, true, 2);
@@ -404,10 +414,13 @@ function rows() {
     metric(sc, 'server RSS MiB', (r) => r.serverRss / 1048576, true, 1);
     metric(sc, 'errors+rehandshakes', (r) => (R(r).http_errors || 0) + (R(r).rehandshakes || 0) + (R(r).bayeux_errors || 0), true, 0);
   }
-  metric('idle', 'sessions held', (r) => R(r).held, false, 0);
-  metric('idle', 'errors', (r) => (R(r).http_errors || 0) + (R(r).connect_errors || 0) + (R(r).bayeux_errors || 0), true, 0);
-  metric('idle', 'RSS KiB/session', (r) => (R(r).held ? (r.serverRss - r.baseRss) / 1024 / R(r).held : null), true, 2);
-  metric('idle', 'server RSS MiB', (r) => r.serverRss / 1048576, true, 1);
+  // idle-sse: "sessions held" counts open event streams.
+  for (const sc of ['idle', 'idle-sse']) {
+    metric(sc, 'sessions held', (r) => R(r).held, false, 0);
+    metric(sc, 'errors', (r) => (R(r).http_errors || 0) + (R(r).connect_errors || 0) + (R(r).bayeux_errors || 0), true, 0);
+    metric(sc, 'RSS KiB/session', (r) => (R(r).held ? (r.serverRss - r.baseRss) / 1024 / R(r).held : null), true, 2);
+    metric(sc, 'server RSS MiB', (r) => r.serverRss / 1048576, true, 1);
+  }
   return out;
 }
 
@@ -474,7 +487,9 @@ async function main() {
   for (const sc of opts.scenarios) {
     const servers = sc === 'wrk' || sc === 'connect-loop'
       ? ['bayeuxd', 'mhd'].filter((s) => s === 'mhd' || opts.servers.includes(s))
+      : SSE_SCENARIOS.includes(sc) ? opts.servers.filter((s) => SSE_SERVERS.includes(s))
       : opts.servers;
+    if (SSE_SCENARIOS.includes(sc) && !servers.length) notes.push(`${sc}: runs on ${SSE_SERVERS.join(' or ')} only (cometd-nodejs-server has no SSE)`);
     for (const srv of servers) {
       process.stderr.write(`compare: ${sc} on ${srv} ...`);
       try {
