@@ -202,6 +202,7 @@ struct sse {
 	bool close_after;    /* the response ends the connection */
 	bool need_handshake; /* an event advised reconnect: handshake */
 	bool d_has;          /* the event being read has data */
+	bool cr_end;         /* the last line ended in CR: skip an LF next */
 	uint64_t left;       /* bytes left in the chunk (SS_DATA) or body (SS_LEN) */
 	char *ebuf;          /* decoded text/event-stream bytes not yet parsed */
 	size_t elen, ecap;
@@ -684,7 +685,7 @@ static void send_publish(struct client *cl, struct conn *c)
 static void sse_reset(struct sse *s)
 {
 	s->state = SS_IDLE;
-	s->close_after = s->need_handshake = s->d_has = false;
+	s->close_after = s->need_handshake = s->d_has = s->cr_end = false;
 	s->left = 0;
 	s->elen = s->epos = s->d_off = s->d_len = 0;
 }
@@ -1304,6 +1305,11 @@ static void sse_lines(struct client *cl, struct sse *s, int64_t now)
 {
 	char *b = s->ebuf;
 	size_t n = s->elen, pos = s->epos;
+	if (s->cr_end && pos < n) { /* CR LF split across reads */
+		if (b[pos] == '\n')
+			pos++;
+		s->cr_end = false;
+	}
 	while (pos < n) {
 		size_t i = pos;
 		while (i < n && b[i] != '\n' && b[i] != '\r')
@@ -1313,8 +1319,8 @@ static void sse_lines(struct client *cl, struct sse *s, int64_t now)
 		size_t eol = 1;
 		if (b[i] == '\r') {
 			if (i + 1 == n)
-				break; /* CR LF split across reads: wait for the LF */
-			if (b[i + 1] == '\n')
+				s->cr_end = true; /* a line end now; an LF next is its rest */
+			else if (b[i + 1] == '\n')
 				eol = 2;
 		}
 		sse_line(cl, s, pos, i - pos, now);
