@@ -8,7 +8,7 @@
 static bx_server *srv;
 static fake_waker w;       /* the clients' requests */
 static fake_waker sw;      /* the stream's response */
-static char text[1 << 16]; /* what the stream sent since the last take() */
+static char text[1 << 18]; /* what the stream sent since the last take() */
 
 #define HB           15000
 #define MAX_INTERVAL 10000
@@ -620,4 +620,57 @@ Test(stream, removing_the_session_ends_its_stream_and_refuses_new_ones)
 	cr_expect_null(again);
 	cr_expect_eq(atomic_load(&s->refs), 1);
 	bx_session_unref(s);
+}
+
+/*---- Large bursts and the browser limit ----------------------------------------------*/
+
+Test(stream, a_burst_is_cut_into_events_of_about_64_kib_each_numbered_by_its_last)
+{
+	bx_session *s = subscribed();
+	bx_stream *st = parked_stream(s, false);
+	char d[2100];
+	memset(d, 'x', sizeof d);
+	d[0] = '"';
+	d[sizeof d - 2] = '"';
+	d[sizeof d - 1] = '\0';
+	for (int i = 0; i < 40; i++) /* 40 x 2 KiB: more than one fill */
+		cr_assert_eq(bx_publish(srv, "/s", d, strlen(d)), 1);
+	cr_assert_eq(fill(st), BX_STREAM_DATA);
+	size_t first = strlen(text);
+	cr_expect_lt(first, 70 * 1024, "one fill stays near 64 KiB (%zu)", first);
+	cr_expect_gt(s->qlen, 0, "the rest waits in the queue");
+	uint64_t n1 = s->seq;
+	char want[32];
+	snprintf(want, sizeof want, "id: %llu\n", (unsigned long long)n1);
+	cr_expect_eq(strncmp(text, want, strlen(want)), 0, "%.20s", text);
+	take();
+	cr_assert_eq(fill_all(st), BX_STREAM_WAIT);
+	cr_expect_eq(s->seq, 40);
+	cr_expect_eq(strncmp(text, "id: 40\n", 7), 0, "%.20s", text);
+	cr_expect_eq(s->qlen, 0);
+	bx_stream_close(srv, st);
+	bx_session_unref(s);
+}
+
+Test(stream, a_stream_holds_a_browser_connection_like_a_held_connect)
+{
+	bx_server_free(srv);
+	srv = server_with(0, 0, 256); /* --max-sessions-per-browser 1 (default) */
+	cr_assert_eq(srv->cfg.max_sessions_per_browser, 1);
+	bx_session *a = subscribed(), *b = subscribed();
+	strcpy(a->browser, "samebrowser");
+	strcpy(b->browser, "samebrowser");
+	bx_stream *sa = open_stream(a, false, false, 0);
+	bx_stream *sb = NULL;
+	bx_waker wk = {.suspend = fake_suspend, .resume = fake_resume, .arg = &sw};
+	cr_expect_eq(bx_stream_open(srv, b, false, false, 0, wk, &sb), BX_STREAM_BUSY,
+	             "a second tab of the same browser is refused (it long-polls instead)");
+	cr_expect_null(sb);
+	cr_expect_null(b->stream);
+	bx_stream_close(srv, sa);
+	sb = open_stream(b, false, false, 0);
+	cr_expect_eq(b->stream, sb, "the first tab's stream closed: its slot is free");
+	bx_stream_close(srv, sb);
+	bx_session_unref(a);
+	bx_session_unref(b);
 }
