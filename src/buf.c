@@ -85,6 +85,8 @@ void bx_buf_printf(bx_buf *b, const char *fmt, ...)
 void bx_buf_json_str(bx_buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
+	if (!s)
+		n = 0, s = ""; /* no arithmetic on a null pointer, even with n 0 */
 	bx_buf_putc(b, '"');
 	size_t run = 0; /* start of the pending run of bytes that need no escape */
 	for (size_t i = 0; i < n; i++) {

@@ -29,8 +29,13 @@ static void echo(bx_buf *o, json_object *sub)
 		json_object *e = json_object_array_get_idx(sub, i);
 		if (i)
 			bx_buf_putc(o, ',');
-		bx_buf_json_str(o, json_object_get_string(e),
-		                (size_t)json_object_get_string_len(e));
+		if (json_object_is_type(e, json_type_string))
+			bx_buf_json_str(o, json_object_get_string(e),
+			                (size_t)json_object_get_string_len(e));
+		else /* not a pattern, refused: echoed as sent */
+			bx_buf_puts(o, json_object_to_json_string_ext(
+			                       e, JSON_C_TO_STRING_PLAIN |
+			                                  JSON_C_TO_STRING_NOSLASHESCAPE));
 	}
 	bx_buf_putc(o, ']');
 }

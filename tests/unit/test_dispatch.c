@@ -71,9 +71,9 @@ Test(dispatch, deep_nesting_is_refused)
 Test(dispatch, json_object_is_accepted_as_one_message)
 {
 	json_object *r = send_req(srv,
-				  "{\"channel\":\"/meta/handshake\",\"version\":\"1.0\","
-				  "\"supportedConnectionTypes\":[\"long-polling\"],\"id\":\"7\"}",
-				  &w, NULL, NULL);
+	                          "{\"channel\":\"/meta/handshake\",\"version\":\"1.0\","
+	                          "\"supportedConnectionTypes\":[\"long-polling\"],\"id\":\"7\"}",
+	                          &w, NULL, NULL);
 	cr_assert_eq(json_object_array_length(r), 1);
 	cr_expect(successful(r, 0));
 	cr_expect_str_eq(field(r, 0, "id"), "7");
@@ -82,11 +82,11 @@ Test(dispatch, json_object_is_accepted_as_one_message)
 
 Test(dispatch, handshake_reply_negotiates_and_advises)
 {
-	json_object *r = send_req(
-		srv,
-		"[{\"channel\":\"/meta/handshake\",\"version\":\"1.0\",\"supportedConnectionTypes\":"
-		"[\"websocket\",\"long-polling\"],\"id\":\"h1\"}]",
-		&w, NULL, NULL);
+	json_object *r = send_req(srv,
+	                          "[{\"channel\":\"/meta/"
+	                          "handshake\",\"version\":\"1.0\",\"supportedConnectionTypes\":"
+	                          "[\"websocket\",\"long-polling\"],\"id\":\"h1\"}]",
+	                          &w, NULL, NULL);
 	cr_assert(successful(r, 0));
 	cr_expect_str_eq(field(r, 0, "channel"), "/meta/handshake");
 	cr_expect_str_eq(field(r, 0, "version"), "1.0");
@@ -104,9 +104,9 @@ Test(dispatch, handshake_reply_negotiates_and_advises)
 Test(dispatch, unknown_connection_types_are_refused_with_ours_listed)
 {
 	json_object *r = send_req(srv,
-				  "[{\"channel\":\"/meta/handshake\",\"version\":\"1.0\","
-				  "\"supportedConnectionTypes\":[\"carrier-pigeon\"]}]",
-				  &w, NULL, NULL);
+	                          "[{\"channel\":\"/meta/handshake\",\"version\":\"1.0\","
+	                          "\"supportedConnectionTypes\":[\"carrier-pigeon\"]}]",
+	                          &w, NULL, NULL);
 	cr_expect_not(successful(r, 0));
 	cr_expect_str_eq(field(r, 0, "error"), "301::connection_types_unsupported");
 	cr_expect(strstr(field(r, 0, "supportedConnectionTypes"), "long-polling"));
@@ -117,15 +117,15 @@ Test(dispatch, unknown_connection_types_are_refused_with_ours_listed)
 Test(dispatch, handshake_must_be_alone_in_its_request)
 {
 	cr_expect_eq(status_of("[{\"channel\":\"/meta/handshake\",\"supportedConnectionTypes\":"
-			       "[\"long-polling\"]},{\"channel\":\"/a\",\"data\":1}]"),
-		     400);
+	                       "[\"long-polling\"]},{\"channel\":\"/a\",\"data\":1}]"),
+	             400);
 	cr_expect_eq(bx_session_count(srv), 0);
 }
 
 Test(dispatch, unknown_client_gets_402_with_handshake_advice)
 {
 	json_object *r = as("AAAAAAAAAAAAAAAAAAAAAA", "[{\"channel\":\"/meta/connect\","
-						      "\"clientId\":\"%s\",\"id\":\"9\"}]");
+	                                              "\"clientId\":\"%s\",\"id\":\"9\"}]");
 	cr_expect_not(successful(r, 0));
 	cr_expect_str_eq(field(r, 0, "error"), "402::session_unknown");
 	cr_expect_str_eq(field(r, 0, "id"), "9");
@@ -140,7 +140,7 @@ Test(dispatch, channel_missing_and_invalid)
 {
 	const char *id = handshake(srv, &w);
 	json_object *r = as(id, "[{\"clientId\":\"%s\",\"data\":1,\"id\":\"a\"},"
-				"{\"channel\":\"/bad//name\",\"clientId\":\"%s\",\"data\":1}]");
+	                        "{\"channel\":\"/bad//name\",\"clientId\":\"%s\",\"data\":1}]");
 	cr_expect_str_eq(field(r, 0, "error"), "400::channel_missing");
 	cr_expect_str_eq(field(r, 0, "id"), "a");
 	json_object_put(r);
@@ -158,7 +158,7 @@ Test(dispatch, publish_to_unknown_meta_channel_is_denied)
 	json_object *r = as(id, "[{\"channel\":\"/meta/foo\",\"clientId\":\"%s\",\"data\":1}]");
 	cr_expect_not(successful(r, 0));
 	cr_expect_str_eq(field(r, 0, "error"),
-			 "403:denied_by_security_policy:channel_create_denied");
+	                 "403:denied_by_security_policy:channel_create_denied");
 	json_object_put(r);
 }
 
@@ -166,12 +166,12 @@ Test(dispatch, subscribe_echoes_and_refuses_meta)
 {
 	const char *id = handshake(srv, &w);
 	json_object *r = as(id, "[{\"channel\":\"/meta/subscribe\",\"clientId\":\"%s\","
-				"\"subscription\":[\"/a\",\"/b/**\"],\"id\":\"s\"}]");
+	                        "\"subscription\":[\"/a\",\"/b/**\"],\"id\":\"s\"}]");
 	cr_expect(successful(r, 0));
 	cr_expect_str_eq(field(r, 0, "subscription"), "[ \"/a\", \"/b/**\" ]");
 	json_object_put(r);
 	r = as(id, "[{\"channel\":\"/meta/subscribe\",\"clientId\":\"%s\","
-		   "\"subscription\":\"/meta/**\"}]");
+	           "\"subscription\":\"/meta/**\"}]");
 	cr_expect_not(successful(r, 0));
 	cr_expect_str_eq(field(r, 0, "error"), "403:denied_by_security_policy:subscribe_denied");
 	json_object_put(r);
@@ -179,7 +179,7 @@ Test(dispatch, subscribe_echoes_and_refuses_meta)
 	cr_expect_str_eq(field(r, 0, "error"), "403::subscription_missing");
 	json_object_put(r);
 	r = as(id, "[{\"channel\":\"/meta/subscribe\",\"clientId\":\"%s\","
-		   "\"subscription\":\"/a/*/b\"}]");
+	           "\"subscription\":\"/a/*/b\"}]");
 	cr_expect_str_eq(field(r, 0, "error"), "403::subscription_invalid");
 	json_object_put(r);
 }
@@ -188,11 +188,11 @@ Test(dispatch, publish_ack_has_no_data_and_service_is_not_broadcast)
 {
 	const char *id = handshake(srv, &w);
 	json_object *r = as(id, "[{\"channel\":\"/meta/subscribe\",\"clientId\":\"%s\","
-				"\"subscription\":[\"/**\",\"/service/**\"]}]");
+	                        "\"subscription\":[\"/**\",\"/service/**\"]}]");
 	cr_assert(successful(r, 0));
 	json_object_put(r);
 	r = as(id, "[{\"channel\":\"/service/x\",\"clientId\":\"%s\",\"data\":1,\"id\":\"p\"},"
-		   "{\"channel\":\"/c/d\",\"clientId\":\"%s\",\"data\":2,\"id\":\"q\"}]");
+	           "{\"channel\":\"/c/d\",\"clientId\":\"%s\",\"data\":2,\"id\":\"q\"}]");
 	cr_expect(successful(r, 0));
 	cr_expect(successful(r, 1));
 	cr_expect_str_eq(field(r, 1, "id"), "q");
@@ -222,10 +222,11 @@ Test(dispatch, batch_answers_each_message_in_order_with_connect_after_queue)
 	const char *id = handshake(srv, &w);
 	char body[1024];
 	snprintf(body, sizeof body,
-		 "[{\"channel\":\"/meta/subscribe\",\"clientId\":\"%s\",\"subscription\":\"/z\",\"id\":"
-		 "\"1\"},{\"channel\":\"/z\",\"clientId\":\"%s\",\"data\":\"hi\",\"id\":\"2\"},"
-		 "{\"channel\":\"/meta/connect\",\"clientId\":\"%s\",\"id\":\"3\"}]",
-		 id, id, id);
+	         "[{\"channel\":\"/meta/subscribe\",\"clientId\":\"%s\",\"subscription\":\"/"
+	         "z\",\"id\":"
+	         "\"1\"},{\"channel\":\"/z\",\"clientId\":\"%s\",\"data\":\"hi\",\"id\":\"2\"},"
+	         "{\"channel\":\"/meta/connect\",\"clientId\":\"%s\",\"id\":\"3\"}]",
+	         id, id, id);
 	bx_hold *h = NULL;
 	json_object *r = send_req(srv, body, &w, NULL, &h);
 	cr_assert_null(h, "a connect in a batch is answered at once");
@@ -241,8 +242,9 @@ Test(dispatch, nul_bytes_in_data_survive_delivery)
 {
 	const char *id = handshake(srv, &w);
 	json_object_put(as(id, "[{\"channel\":\"/meta/subscribe\",\"clientId\":\"%s\","
-			       "\"subscription\":\"/nul\"}]"));
-	json_object_put(as(id, "[{\"channel\":\"/nul\",\"clientId\":\"%s\",\"data\":\"a\\u0000b\"}]"));
+	                       "\"subscription\":\"/nul\"}]"));
+	json_object_put(
+	        as(id, "[{\"channel\":\"/nul\",\"clientId\":\"%s\",\"data\":\"a\\u0000b\"}]"));
 	json_object *r = as(id, "[{\"channel\":\"/meta/connect\",\"clientId\":\"%s\"}]");
 	json_object *m = json_object_array_get_idx(r, 0), *d;
 	cr_assert(json_object_object_get_ex(m, "data", &d));
@@ -269,4 +271,16 @@ Test(dispatch, too_many_messages_is_http_400)
 	cr_assert_eq(bx_server_new(&cfg, &srv), 0);
 	cr_expect_eq(status_of("[{},{},{}]"), 400);
 	cr_expect_eq(status_of("[{},{}]"), 200);
+}
+
+Test(dispatch, subscription_array_with_non_strings_is_invalid_and_echoed_as_sent)
+{
+	/* Found by the fuzzer: a null element was echoed through a NULL pointer. */
+	const char *id = handshake(srv, &w);
+	json_object *r = as(id, "[{\"channel\":\"/meta/unsubscribe\",\"clientId\":\"%s\","
+	                        "\"subscription\":[\"/a\",null,true,7]}]");
+	cr_expect_not(successful(r, 0));
+	cr_expect_str_eq(field(r, 0, "error"), "403::subscription_invalid");
+	cr_expect_str_eq(field(r, 0, "subscription"), "[ \"/a\", null, true, 7 ]");
+	json_object_put(r);
 }
