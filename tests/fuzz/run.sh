@@ -4,7 +4,8 @@
 #
 # Environment: FUZZ_BUILD (build folder, default build-fuzz; configured once
 # with --enable-fuzzing CC=clang), FUZZ_JOBS (parallel fuzzing processes,
-# default 1).
+# default 1), FUZZ_ARGS (more libFuzzer flags, e.g. "-seed=1 -runs=300000"
+# for a run that is the same on every machine, as scripts/test-all does).
 # The seed corpus (tests/fuzz/corpus) is read, never written: new inputs go
 # to $FUZZ_BUILD/fuzz-corpus, crashes to $FUZZ_BUILD/fuzz-artifacts.
 # Prints one line per target, "fuzz TARGET: N executions in S s, no finding"
@@ -50,13 +51,13 @@ for target in fuzz_dispatch fuzz_token; do
 	mkdir -p "$work" "$art"
 	"$build/tests/fuzz/$target" -max_total_time="$t" -timeout=10 -rss_limit_mb=2048 \
 		-max_len=65536 -print_final_stats=1 "${dict[@]}" \
-		-artifact_prefix="$art/" -jobs="$jobs" -workers="$jobs" \
+		-artifact_prefix="$art/" -jobs="$jobs" -workers="$jobs" ${FUZZ_ARGS:-} \
 		"$work" "$seeds" >"$log" 2>&1
 	rc=$?
 	[ "$jobs" -gt 1 ] && cat fuzz-*.log >>"$log" 2>/dev/null && rm -f fuzz-*.log
 	runs=$(grep -E '^stat::number_of_executed_units:' "$log" | awk '{s += $2} END {print s + 0}')
 	if [ "$rc" -eq 0 ]; then
-		echo "fuzz $target: $runs executions in $t s, no finding (corpus: $(ls "$work" | wc -l) inputs)"
+		echo "fuzz $target: $runs executions (limit $t s), no finding (corpus: $(ls "$work" | wc -l) inputs)"
 	else
 		echo "fuzz $target: FINDING (exit $rc) after $runs executions; see $log and $art/"
 		grep -E 'ERROR|SUMMARY|runtime error|==[0-9]+==' "$log" | head -20
