@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "dispatch.h"
 #include "log.h"
@@ -266,7 +267,20 @@ static bx_session *plain_session(bx_server *srv, struct MHD_Connection *conn, co
 	bx_buf m;
 	bx_buf_init(&m);
 	bx_buf_puts(&m, "[{\"channel\":\"/meta/handshake\",\"version\":\"1.0\","
-	                "\"supportedConnectionTypes\":[\"eventsource\"]}]");
+	                "\"supportedConnectionTypes\":[\"eventsource\"]");
+	/* An authentication token (docs/SECURITY.md) goes where a Bayeux client
+	 * puts it, ext.auth.token: from ?token= (a browser's EventSource cannot
+	 * set headers) or Authorization: Bearer. */
+	const char *token = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "token");
+	const char *authz = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+	if (!token && authz && strncasecmp(authz, "Bearer ", 7) == 0)
+		token = authz + 7;
+	if (token && token[0]) {
+		bx_buf_puts(&m, ",\"ext\":{\"auth\":{\"token\":");
+		bx_buf_json_str(&m, token, strlen(token));
+		bx_buf_puts(&m, "}}");
+	}
+	bx_buf_puts(&m, "}]");
 	json_object *arr, *reply = run(srv, conn, &m, &arr);
 	bx_buf_free(&m);
 	json_object *idv;
