@@ -23,12 +23,10 @@ struct bx_browser_ent {
 	struct bx_browser_ent *next;
 };
 
+/* Browser ids are ours (BX_ID_LEN characters) or shorter foreign cookies. */
 static size_t browser_hash(const char *id)
 {
-	size_t h = 1469598103934665603ULL;
-	for (size_t i = 0; i < BX_ID_LEN && id[i]; i++)
-		h = (h ^ (unsigned char)id[i]) * 1099511628211ULL;
-	return h;
+	return bx_hash(id, strnlen(id, BX_ID_LEN));
 }
 
 void bx_browsers_init(bx_browsers *b)

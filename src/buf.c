@@ -82,6 +82,15 @@ void bx_buf_printf(bx_buf *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
+size_t bx_hash(const void *p, size_t n)
+{
+	const unsigned char *s = p;
+	uint64_t h = 1469598103934665603ULL;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ s[i]) * 1099511628211ULL;
+	return (size_t)h;
+}
+
 void bx_buf_json_str(bx_buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";

@@ -21,6 +21,9 @@ void bx_buf_append(bx_buf *b, const void *p, size_t n);
 void bx_buf_puts(bx_buf *b, const char *s);
 void bx_buf_putc(bx_buf *b, char c);
 void bx_buf_printf(bx_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* FNV-1a of n bytes: the hash of every table in the broker (sessions,
+ * browsers, client addresses, trie children). */
+size_t bx_hash(const void *p, size_t n);
 /* Appends s (n bytes, may hold NUL) as a quoted JSON string. */
 void bx_buf_json_str(bx_buf *b, const char *s, size_t n);
 

@@ -66,20 +66,11 @@ void bx_peers_free(bx_peers *p)
 	free(p);
 }
 
-/* FNV-1a of the address text. */
-static size_t addr_hash(const char *a)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (; *a; a++)
-		h = (h ^ (unsigned char)*a) * 1099511628211ULL;
-	return (size_t)h;
-}
-
 /* The entry of addr, created when `create`; NULL when absent or on OOM.
  * Caller holds the lock. */
 static peer_ent *lookup(bx_peers *p, const char *addr, bool create, peer_ent ***slot)
 {
-	peer_ent **pp = &p->buckets[addr_hash(addr) & (p->nbuckets - 1)];
+	peer_ent **pp = &p->buckets[bx_hash(addr, strlen(addr)) & (p->nbuckets - 1)];
 	for (; *pp; pp = &(*pp)->next)
 		if (strcmp((*pp)->addr, addr) == 0) {
 			*slot = pp;
@@ -128,7 +119,7 @@ const char *bx_peer_admit(bx_server *srv, const char *addr, int64_t now)
 	pthread_mutex_lock(&p->lock);
 	/* Forget idle addresses sharing the bucket, so addresses that came
 	 * once (and were perhaps refused) do not pile up. */
-	peer_ent **pp = &p->buckets[addr_hash(addr) & (p->nbuckets - 1)];
+	peer_ent **pp = &p->buckets[bx_hash(addr, strlen(addr)) & (p->nbuckets - 1)];
 	while (*pp) {
 		peer_ent *x = *pp;
 		if (x->sessions == 0 && (!x->primed || now - x->refilled >= 1000) &&

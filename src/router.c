@@ -62,14 +62,6 @@ static bool subset_del(bx_subset *set, const bx_session *s)
 
 /*---- Nodes -----------------------------------------------------------------*/
 
-static size_t seg_hash(const char *s, size_t n)
-{
-	size_t h = 1469598103934665603ULL;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-	return h;
-}
-
 static bx_rnode *node_new(bx_rnode *parent, const char *seg, size_t n)
 {
 	bx_rnode *x = calloc(1, sizeof *x);
@@ -92,7 +84,7 @@ static bx_rnode *kid_find(const bx_rnode *x, const char *seg, size_t n)
 	if (!x->kidcap)
 		return NULL;
 	size_t mask = x->kidcap - 1;
-	for (size_t i = seg_hash(seg, n) & mask;; i = (i + 1) & mask) {
+	for (size_t i = bx_hash(seg, n) & mask;; i = (i + 1) & mask) {
 		bx_rnode *k = x->kids[i];
 		if (!k)
 			return NULL;
@@ -104,7 +96,7 @@ static bx_rnode *kid_find(const bx_rnode *x, const char *seg, size_t n)
 static void kid_put(bx_rnode **kids, size_t cap, bx_rnode *k)
 {
 	size_t mask = cap - 1;
-	size_t i = seg_hash(k->seg, k->seglen) & mask;
+	size_t i = bx_hash(k->seg, k->seglen) & mask;
 	while (kids[i])
 		i = (i + 1) & mask;
 	kids[i] = k;
@@ -133,7 +125,7 @@ static int kid_add(bx_rnode *x, bx_rnode *k)
 static void kid_del(bx_rnode *x, bx_rnode *k)
 {
 	size_t mask = x->kidcap - 1;
-	size_t i = seg_hash(k->seg, k->seglen) & mask;
+	size_t i = bx_hash(k->seg, k->seglen) & mask;
 	while (x->kids[i] != k)
 		i = (i + 1) & mask;
 	x->kids[i] = NULL;

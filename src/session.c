@@ -74,15 +74,6 @@ void bx_session_unref(bx_session *s)
 
 /*---- The table -------------------------------------------------------------*/
 
-static size_t id_hash(const char *id, size_t len)
-{
-	/* Ids are random: their first bytes are already a good hash. */
-	size_t h = 1469598103934665603ULL;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)id[i]) * 1099511628211ULL;
-	return h;
-}
-
 void bx_table_init(bx_table *t)
 {
 	pthread_rwlock_init(&t->lock, NULL);
@@ -101,7 +92,7 @@ static bool table_grow(bx_table *t)
 		bx_session *s = t->buckets[i];
 		while (s) {
 			bx_session *next = s->next;
-			size_t k = id_hash(s->id, BX_ID_LEN) & (n - 1);
+			size_t k = bx_hash(s->id, BX_ID_LEN) & (n - 1);
 			s->next = b[k];
 			b[k] = s;
 			s = next;
@@ -140,7 +131,7 @@ bx_session *bx_session_create(struct bx_server *srv, const char *browser, bool *
 	/* 131 random bits make a collision absurdly unlikely; check anyway. */
 	for (;;) {
 		bx_random_id(s->id);
-		size_t k = id_hash(s->id, BX_ID_LEN) & (t->nbuckets - 1);
+		size_t k = bx_hash(s->id, BX_ID_LEN) & (t->nbuckets - 1);
 		bx_session *o = t->buckets[k];
 		while (o && memcmp(o->id, s->id, BX_ID_LEN) != 0)
 			o = o->next;
@@ -172,7 +163,7 @@ bx_session *bx_session_find(struct bx_server *srv, const char *id, size_t len)
 	pthread_rwlock_rdlock(&t->lock);
 	bx_session *s = NULL;
 	if (t->nbuckets) {
-		s = t->buckets[id_hash(id, len) & (t->nbuckets - 1)];
+		s = t->buckets[bx_hash(id, len) & (t->nbuckets - 1)];
 		/* A client id is a bearer secret: compare in constant time. */
 		while (s && sodium_memcmp(s->id, id, BX_ID_LEN) != 0)
 			s = s->next;
@@ -197,7 +188,7 @@ void bx_session_remove(struct bx_server *srv, bx_session *s, int reason)
 	bool found = false;
 	pthread_rwlock_wrlock(&t->lock);
 	if (t->nbuckets) {
-		bx_session **pp = &t->buckets[id_hash(s->id, BX_ID_LEN) & (t->nbuckets - 1)];
+		bx_session **pp = &t->buckets[bx_hash(s->id, BX_ID_LEN) & (t->nbuckets - 1)];
 		while (*pp && *pp != s)
 			pp = &(*pp)->next;
 		if (*pp) {
