@@ -1,0 +1,59 @@
+/*
+ * store.h — the history-store interface the core owns (channel history and
+ * replay). An engine (src/store/: memory ring, LMDB) implements bx_store_ops;
+ * the core calls it through these pointers and never includes an engine's
+ * header. The engine owns durability and replay-id assignment; the core owns
+ * what is retained (--retain) and when records are read.
+ */
+#ifndef BX_STORE_H
+#define BX_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One retained message: its channel and its delivered JSON, serialized once. */
+typedef struct bx_store_rec {
+	const char *channel;
+	size_t chlen;
+	const char *json;
+	size_t len;
+	int64_t time_ms; /* wall clock (ms since the epoch), for age limits */
+	uint64_t id;     /* the replay id: set by append, increasing per channel,
+	                    never reused across restarts */
+} bx_store_rec;
+
+/* Called once the records of one append are durable (err 0) or failed. It may
+ * run on the engine's own thread, or before append returns. */
+typedef void (*bx_store_done_fn)(void *arg, int err);
+/* Called for each record read; a non-zero return stops the read. */
+typedef int (*bx_store_visit_fn)(void *arg, const bx_store_rec *rec);
+/* Called for each channel that has history; a non-zero return stops. */
+typedef int (*bx_store_channel_fn)(void *arg, const char *channel, size_t chlen);
+
+typedef struct bx_store_ops {
+	/* Appends n records, giving each the next replay id of its channel
+	 * (recs[i].id is set before append returns), and calls done once they
+	 * are durable. Returns 0 or a negative BX_E* code (done not called). */
+	int (*append)(void *self, bx_store_rec *recs, size_t n, bx_store_done_fn done, void *arg);
+	/* Calls visit for each record of channel with an id above after, oldest
+	 * first, at most limit of them (0: no limit). */
+	int (*read_after)(void *self, const char *channel, size_t chlen, uint64_t after,
+	                  size_t limit, bx_store_visit_fn visit, void *arg);
+	/* Calls fn for each channel with history (wildcard replay). */
+	int (*channels)(void *self, bx_store_channel_fn fn, void *arg);
+	/* Keeps at most keep records of channel, none older than min_time_ms. */
+	int (*trim)(void *self, const char *channel, size_t chlen, uint64_t keep,
+	            int64_t min_time_ms);
+	/* The oldest and newest replay ids kept for channel; both 0 when none. */
+	int (*bounds)(void *self, const char *channel, size_t chlen, uint64_t *oldest,
+	              uint64_t *newest);
+	void (*close)(void *self);
+} bx_store_ops;
+
+typedef struct bx_store {
+	const bx_store_ops *ops;
+	void *self;
+} bx_store;
+
+#endif
