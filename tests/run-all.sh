@@ -47,6 +47,21 @@ done
 # Criterion's own workers may leave sanitizer logs; they are the unit tests'.
 rm -f "$out"/sanitizer/*
 
+# ---- the layering rules (docs/ARCHITECTURE.md) --------------------------------
+log="$out/layers.log"
+bash "$src/tests/layers/check.sh" "$BUILDDIR" >"$log" 2>&1
+lp=$(sed -n 's/^layers: \([0-9]*\) passed.*/\1/p' "$log")
+lf=$(sed -n 's/^layers: [0-9]* passed, \([0-9]*\) failed.*/\1/p' "$log")
+if [ -z "$lp" ]; then
+	echo "tests/layers/check.sh did not finish; see $log"
+	failed=$((failed + 1))
+else
+	passed=$((passed + lp))
+	failed=$((failed + lf))
+	echo "tests/layers/check.sh: $lp passed, $lf failed"
+	[ "$lf" -gt 0 ] && grep -v '^ok' "$log"
+fi
+
 # ---- integration and browser tests (node --test) -----------------------------
 export BAYEUXD="$BUILDDIR/src/bayeuxd"
 node_files=${NODE_TESTS:-$(ls "$src"/tests/integration/*.test.mjs "$src"/tests/browser/*.test.mjs 2>/dev/null)}

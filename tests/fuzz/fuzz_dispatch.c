@@ -21,8 +21,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "settings.h"
-#include "core.h"
+#include "core/settings.h"
+#include "core/server.h"
+#include "core/dispatch.h"
+#include "core/table.h"
+#include "core/stream.h"
+#include "core/verbs.h"
+#include "http/http.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -216,7 +221,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		if (flags & F_CLOCK) {
 			clock_ms += 7000;
-			bx_timer_run(srv, clock_ms);
+			bx_timer_run(&srv->timer, clock_ms);
 		}
 		pending *p = &holds[nreq];
 		p->abandon = (flags & F_ABANDON) != 0;
@@ -252,7 +257,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	/* The end of the input: the poll timeout passes for every hold. */
 	clock_ms += 60000;
-	bx_timer_run(srv, clock_ms);
+	bx_timer_run(&srv->timer, clock_ms);
 	settle(srv, holds, (size_t)nreq, true);
 	bx_server_free(srv);
 	return 0;

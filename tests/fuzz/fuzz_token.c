@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "channel.h"
-#include "security.h"
+#include "core/channel.h"
+#include "security/security.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -9,8 +9,14 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "settings.h"
-#include "core.h"
+#include "core/settings.h"
+#include "core/server.h"
+#include "core/dispatch.h"
+#include "core/table.h"
+#include "core/stream.h"
+#include "core/verbs.h"
+#include "core/json.h"
+#include "http/http.h"
 
 typedef struct fake_waker {
 	int suspended, resumed;

@@ -140,7 +140,7 @@ Test(browser, extra_tab_is_held_again_once_the_first_is_released_and_advised_bac
 	cr_assert_not_null(h2);
 	cr_assert_eq(bx_browser_held(srv, BROWSER_A), 1);
 	fake_clock_ms += 30001;
-	bx_timer_run(srv, fake_clock_ms);
+	bx_timer_run(&srv->timer, fake_clock_ms);
 	cr_assert_eq(w2.resumed, 1);
 	cr_assert_eq(bx_browser_held(srv, BROWSER_A), 0, "a timed-out hold is uncounted");
 	json_object *r = finish(srv, h2);

@@ -3,7 +3,7 @@
 #include <criterion/parameterized.h>
 #include <string.h>
 
-#include "channel.h"
+#include "core/channel.h"
 
 static bool check(const char *s, unsigned *flags)
 {

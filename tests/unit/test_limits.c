@@ -2,7 +2,7 @@
  * and handshakes per client address, and the fixed caps on channel names
  * and JSON nesting. */
 #include "helpers.h"
-#include "peers.h"
+#include "core/limits.h"
 
 static bx_server *srv;
 static fake_waker w;
@@ -90,7 +90,7 @@ Test(limits, expired_sessions_free_their_address_slot)
 	cr_assert_str_eq(handshake_from("2001:db8::1", NULL), "");
 	cr_expect_str_eq(handshake_from("2001:db8::1", NULL), "503::too_many_sessions_per_ip");
 	fake_clock_ms += 60000;
-	bx_timer_run(srv, fake_clock_ms);
+	bx_timer_run(&srv->timer, fake_clock_ms);
 	cr_expect_eq(bx_peer_sessions(srv, "2001:db8::1"), 0);
 	cr_expect_str_eq(handshake_from("2001:db8::1", NULL), "");
 }

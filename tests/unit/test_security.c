@@ -6,7 +6,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
-#include "security.h"
+#include "security/security.h"
 
 static const unsigned char KEY[] = "0123456789abcdef0123456789abcdef-test-key";
 #define KEYLEN (sizeof KEY - 1)

@@ -61,10 +61,10 @@ Test(session, expires_after_max_interval_without_a_connect)
 	bx_session_unref(s);
 
 	fake_clock_ms += 9999;
-	bx_timer_run(srv, fake_clock_ms);
+	bx_timer_run(&srv->timer, fake_clock_ms);
 	cr_expect_eq(bx_session_count(srv), 1, "interval 0 + max-interval 10000 not yet over");
 	fake_clock_ms += 2;
-	bx_timer_run(srv, fake_clock_ms);
+	bx_timer_run(&srv->timer, fake_clock_ms);
 	cr_expect_eq(bx_session_count(srv), 0, "expired");
 	cr_expect_null(bx_session_find(srv, id, strlen(id)));
 }
@@ -79,10 +79,10 @@ Test(session, any_message_pushes_expiry_forward)
 	fake_clock_ms += 8000;
 	json_object_put(send_req(srv, body, &w, NULL, NULL));
 	fake_clock_ms += 8000;
-	bx_timer_run(srv, fake_clock_ms);
+	bx_timer_run(&srv->timer, fake_clock_ms);
 	cr_expect_eq(bx_session_count(srv), 1, "kept alive by the subscribe at +8 s");
 	fake_clock_ms += 2001;
-	bx_timer_run(srv, fake_clock_ms);
+	bx_timer_run(&srv->timer, fake_clock_ms);
 	cr_expect_eq(bx_session_count(srv), 0);
 }
 
@@ -97,10 +97,10 @@ Test(session, held_connect_does_not_expire_and_is_released_at_the_timeout)
 	cr_expect_eq(w.resumed, 0);
 
 	fake_clock_ms += 29999;
-	bx_timer_run(srv, fake_clock_ms);
+	bx_timer_run(&srv->timer, fake_clock_ms);
 	cr_expect_eq(w.resumed, 0, "held past max-interval: a held connect keeps the session");
 	fake_clock_ms += 1;
-	bx_timer_run(srv, fake_clock_ms);
+	bx_timer_run(&srv->timer, fake_clock_ms);
 	cr_expect_eq(w.resumed, 1, "released at the 30 s timeout");
 	cr_expect_eq(h->reason, BX_WAKE_TIMEOUT);
 
@@ -117,7 +117,7 @@ Test(session, held_connect_does_not_expire_and_is_released_at_the_timeout)
 	bx_response_free(&res);
 
 	fake_clock_ms += 10001;
-	bx_timer_run(srv, fake_clock_ms);
+	bx_timer_run(&srv->timer, fake_clock_ms);
 	cr_expect_eq(bx_session_count(srv), 0, "expires max-interval after the reply");
 }
 

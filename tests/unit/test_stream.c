@@ -120,7 +120,7 @@ static void publish(int v)
 
 static void run_timer(void)
 {
-	bx_timer_run(srv, fake_clock_ms);
+	bx_timer_run(&srv->timer, fake_clock_ms);
 }
 
 /*---- Framing and ids ------------------------------------------------------------*/
@@ -391,11 +391,11 @@ Test(stream, rolls_over_at_max_age_and_loses_nothing_across_it)
 	fake_clock_ms += 19999;
 	run_timer();
 	cr_expect_eq(a->reason, BX_WAKE_NONE);
-	cr_expect_eq(s->stream, a);
+	cr_expect_eq(s->sink, &a->sink);
 	fake_clock_ms += 1;
 	run_timer();
 	cr_expect_eq(a->reason, BX_WAKE_ROLLOVER, "ends at --sse-max-age");
-	cr_expect_null(s->stream, "detached: messages now wait in the queue");
+	cr_expect_null(s->sink, "detached: messages now wait in the queue");
 	cr_expect_gt(sw.resumed, resumed, "woken to finish");
 	publish(2);
 	cr_assert_eq(fill(a), BX_STREAM_END);
@@ -427,7 +427,7 @@ Test(stream, rolls_over_at_max_bytes_after_sending_what_it_wrote)
 	publish(3);
 	cr_assert_eq(fill(a), BX_STREAM_DATA);
 	cr_expect_eq(a->reason, BX_WAKE_ROLLOVER, "past --sse-max-bytes (sent %zu)", a->sent);
-	cr_expect_null(s->stream);
+	cr_expect_null(s->sink);
 	publish(4);
 	cr_assert_eq(fill(a), BX_STREAM_END);
 	char want[512];
@@ -538,7 +538,7 @@ Test(stream, a_dropped_stream_is_detached_and_its_session_expires_max_interval_l
 	cr_assert_eq(fill_all(st), BX_STREAM_WAIT);
 	/* The client went away: libmicrohttpd frees the response. */
 	bx_stream_close(srv, st);
-	cr_expect_null(s->stream);
+	cr_expect_null(s->sink);
 	cr_expect_eq(atomic_load(&srv->stats.streams_now), 0);
 	cr_expect_eq(s->expiry, fake_clock_ms + MAX_INTERVAL);
 	publish(1);
@@ -566,10 +566,10 @@ Test(stream, a_second_stream_replaces_the_first)
 	cr_assert_eq(bx_stream_open(srv, s, false, false, 0, wk, &b), BX_STREAM_OPENED);
 	cr_expect_eq(a->reason, BX_WAKE_REPLACED);
 	cr_expect_eq(sw.resumed, 1, "the old one is woken to end");
-	cr_expect_eq(s->stream, b);
+	cr_expect_eq(s->sink, &b->sink);
 	cr_assert_eq(fill(a), BX_STREAM_END);
 	bx_stream_close(srv, a);
-	cr_expect_eq(s->stream, b, "closing the old one leaves the new one attached");
+	cr_expect_eq(s->sink, &b->sink, "closing the old one leaves the new one attached");
 	publish(1);
 	cr_expect_eq(sw2.resumed, 0, "not parked yet");
 	cr_assert_eq(fill_all(b), BX_STREAM_WAIT);
@@ -666,10 +666,10 @@ Test(stream, a_stream_holds_a_browser_connection_like_a_held_connect)
 	cr_expect_eq(bx_stream_open(srv, b, false, false, 0, wk, &sb), BX_STREAM_BUSY,
 	             "a second tab of the same browser is refused (it long-polls instead)");
 	cr_expect_null(sb);
-	cr_expect_null(b->stream);
+	cr_expect_null(b->sink);
 	bx_stream_close(srv, sa);
 	sb = open_stream(b, false, false, 0);
-	cr_expect_eq(b->stream, sb, "the first tab's stream closed: its slot is free");
+	cr_expect_eq(b->sink, &sb->sink, "the first tab's stream closed: its slot is free");
 	bx_stream_close(srv, sb);
 	bx_session_unref(a);
 	bx_session_unref(b);

@@ -1,0 +1,251 @@
+/*
+ * dispatch.c — one request's batch of messages in, one JSON array of replies
+ * out (PROTOCOL.md §1). Each message goes to the handler of its verb; a
+ * lone /meta/connect with nothing to deliver may be parked instead.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hooks.h"
+#include "channel.h"
+#include "verbs.h"
+#include "table.h"
+#include "json.h"
+#include "log.h"
+
+void bx_response_init(bx_response *res)
+{
+	res->status = 200;
+	bx_buf_init(&res->body);
+	res->hold = NULL;
+	res->set_browser[0] = '\0';
+}
+
+void bx_response_free(bx_response *res)
+{
+	bx_buf_free(&res->body);
+}
+
+/*---- Reply writers -----------------------------------------------------------*/
+
+
+
+
+
+/*---- Sessions ---------------------------------------------------------------*/
+
+
+/*---- Parsing ----------------------------------------------------------------*/
+
+
+
+
+/* Fills in->id_json from the message's id: a short string or an integer. */
+static void read_id(bx_in *in)
+{
+	json_object *id;
+	in->id_json[0] = '\0';
+	if (!json_object_object_get_ex(in->obj, "id", &id))
+		return;
+	if (json_object_is_type(id, json_type_string)) {
+		size_t n = (size_t)json_object_get_string_len(id);
+		if (n > BX_MSGID_MAX)
+			return;
+		bx_buf tmp;
+		bx_buf_init(&tmp);
+		bx_buf_json_str(&tmp, json_object_get_string(id), n);
+		if (!tmp.failed && tmp.len < sizeof in->id_json)
+			memcpy(in->id_json, tmp.data, tmp.len + 1);
+		bx_buf_free(&tmp);
+	} else if (json_object_is_type(id, json_type_int)) {
+		snprintf(in->id_json, sizeof in->id_json, "%lld",
+		         (long long)json_object_get_int64(id));
+	}
+}
+
+static void read_message(json_object *obj, bx_in *in)
+{
+	memset(in, 0, sizeof *in);
+	in->obj = obj;
+	json_object *v;
+	if (json_object_object_get_ex(obj, "channel", &v) &&
+	    json_object_is_type(v, json_type_string)) {
+		in->channel = json_object_get_string(v);
+		in->chlen = (size_t)json_object_get_string_len(v);
+		in->channel_ok = bx_channel_check(in->channel, in->chlen, &in->chflags);
+	}
+	read_id(in);
+	if (json_object_object_get_ex(obj, "clientId", &v) &&
+	    json_object_is_type(v, json_type_string)) {
+		in->client_id = json_object_get_string(v);
+		in->client_id_len = (size_t)json_object_get_string_len(v);
+	}
+	if (json_object_object_get_ex(obj, "advice", &v) &&
+	    json_object_is_type(v, json_type_object))
+		in->advice = v;
+	if (json_object_object_get_ex(obj, "data", &v))
+		in->data = v;
+	if (json_object_object_get_ex(obj, "ext", &v) && json_object_is_type(v, json_type_object))
+		in->ext = v;
+}
+
+static bool is_meta(const bx_in *in, const char *name)
+{
+	size_t n = strlen(name);
+	return in->chlen == n && memcmp(in->channel, name, n) == 0;
+}
+
+/* Routes one message to its verb. */
+static void handle(bx_batch *b, bx_in *in)
+{
+	if (!in->channel) {
+		bx_reply_error(b, in, "400::channel_missing", NULL);
+		return;
+	}
+	if (!in->channel_ok) {
+		bx_reply_error(b, in, "405::channel_invalid", NULL);
+		return;
+	}
+	if (b->srv->api && b->srv->api->nincoming) {
+		char err[BX_API_ERR_MAX];
+		bx_session *s = in->client_id
+		                        ? bx_session_find(b->srv, in->client_id, in->client_id_len)
+		                        : NULL;
+		const char *rejected = bx_api_incoming(b->srv, s, in, err);
+		bx_session_unref(s);
+		if (rejected) {
+			bx_reply_error(b, in, err, NULL);
+			return;
+		}
+	}
+	if (in->chflags & BX_CH_META) {
+		/* Meta channels are matched exactly: no pattern reaches a verb. */
+		if (is_meta(in, "/meta/handshake"))
+			bx_meta_handshake(b, in);
+		else if (is_meta(in, "/meta/connect"))
+			bx_meta_connect(b, in);
+		else if (is_meta(in, "/meta/subscribe"))
+			bx_meta_subscribe(b, in, true);
+		else if (is_meta(in, "/meta/unsubscribe"))
+			bx_meta_subscribe(b, in, false);
+		else if (is_meta(in, "/meta/disconnect"))
+			bx_meta_disconnect(b, in);
+		else
+			bx_reply_error(b, in, "403:denied_by_security_policy:channel_create_denied",
+			               NULL);
+		return;
+	}
+	bx_publish_message(b, in);
+}
+
+/* PROTOCOL.md §2: a handshake must be the only message in its request. */
+static bool batch_has_handshake(json_object *arr, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		json_object *ch;
+		if (json_object_object_get_ex(json_object_array_get_idx(arr, i), "channel", &ch) &&
+		    json_object_is_type(ch, json_type_string) &&
+		    strcmp(json_object_get_string(ch), "/meta/handshake") == 0)
+			return true;
+	}
+	return false;
+}
+
+static void fail(bx_response *res, int status, const char *text)
+{
+	res->status = status;
+	bx_buf_free(&res->body);
+	bx_buf_puts(&res->body, text);
+	bx_buf_putc(&res->body, '\n');
+}
+
+void bx_dispatch(bx_server *srv, const bx_request *req, bx_response *res)
+{
+	size_t end = 0;
+	enum json_tokener_error jerr = json_tokener_success;
+	json_object *root = bx_json_parse(req->body, req->len, &end, &jerr);
+	if (jerr == json_tokener_success && !root) {
+		/* JSON null: parsed, but not a batch. */
+		fail(res, 400, "a Bayeux request body is a JSON array of message objects");
+		return;
+	}
+	if (jerr != json_tokener_success || !root) {
+		json_object_put(root);
+		res->status = 400;
+		bx_buf_printf(&res->body, "invalid JSON in request body: %s\n",
+		              req->len ? json_tokener_error_desc(jerr) : "empty body");
+		return;
+	}
+	for (; end < req->len; end++) {
+		char c = req->body[end];
+		if (c != ' ' && c != '\t' && c != '\r' && c != '\n') {
+			json_object_put(root);
+			fail(res, 400, "invalid JSON in request body: trailing characters");
+			return;
+		}
+	}
+
+	/* A single object is accepted as a one-element batch (PROTOCOL.md §1). */
+	size_t count;
+	if (json_object_is_type(root, json_type_array))
+		count = json_object_array_length(root);
+	else if (json_object_is_type(root, json_type_object))
+		count = 1;
+	else {
+		json_object_put(root);
+		fail(res, 400, "a Bayeux request body is a JSON array of message objects");
+		return;
+	}
+	if (count == 0) {
+		json_object_put(root);
+		fail(res, 400, "a Bayeux request body needs at least one message");
+		return;
+	}
+	if (count > srv->cfg.max_batch) {
+		json_object_put(root);
+		res->status = 400;
+		bx_buf_printf(&res->body, "too many messages in one request: %zu (limit %zu)\n",
+		              count, srv->cfg.max_batch);
+		return;
+	}
+
+	if (count > 1 && batch_has_handshake(root, count)) {
+		json_object_put(root);
+		fail(res, 400, "a /meta/handshake must be the only message in its request");
+		return;
+	}
+
+	bx_batch b = {.srv = srv,
+	              .req = req,
+	              .res = res,
+	              .out = &res->body,
+	              .any = false,
+	              .count = count,
+	              .now = bx_now(srv)};
+	bx_buf_putc(b.out, '[');
+	for (size_t i = 0; i < count; i++) {
+		json_object *m = json_object_is_type(root, json_type_array)
+		                         ? json_object_array_get_idx(root, i)
+		                         : root;
+		bx_in in;
+		if (!json_object_is_type(m, json_type_object)) {
+			memset(&in, 0, sizeof in);
+			bx_reply_error(&b, &in, "400::message_invalid", NULL);
+			continue;
+		}
+		read_message(m, &in);
+		handle(&b, &in);
+		if (res->hold)
+			break; /* a held connect is the only message of its request */
+	}
+	json_object_put(root);
+	if (res->hold) {
+		bx_buf_free(&res->body);
+		return;
+	}
+	bx_buf_putc(b.out, ']');
+	if (b.out->failed)
+		fail(res, 503, "out of memory");
+}

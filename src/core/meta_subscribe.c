@@ -1,0 +1,135 @@
+/*
+ * meta_subscribe.c — /meta/subscribe and /meta/unsubscribe (PROTOCOL.md §5):
+ * `subscription` is one channel pattern or an array of them; the reply
+ * echoes it.
+ */
+#include <string.h>
+
+#include "hooks.h"
+#include "channel.h"
+#include "verbs.h"
+#include "table.h"
+#include "browser.h"
+#include "stream.h"
+
+/* Most patterns in one subscribe message. */
+#define BX_SUBSCRIPTIONS_PER_MESSAGE 256
+
+/* Echoes the subscription field as the client sent it (string or array). */
+static void echo(bx_buf *o, json_object *sub)
+{
+	if (!sub)
+		return;
+	bx_buf_puts(o, ",\"subscription\":");
+	if (json_object_is_type(sub, json_type_string)) {
+		bx_buf_json_str(o, json_object_get_string(sub),
+		                (size_t)json_object_get_string_len(sub));
+		return;
+	}
+	bx_buf_putc(o, '[');
+	size_t n = json_object_array_length(sub);
+	for (size_t i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(sub, i);
+		if (i)
+			bx_buf_putc(o, ',');
+		if (json_object_is_type(e, json_type_string))
+			bx_buf_json_str(o, json_object_get_string(e),
+			                (size_t)json_object_get_string_len(e));
+		else /* not a pattern, refused: echoed as sent */
+			bx_buf_puts(o, json_object_to_json_string_ext(
+			                       e, JSON_C_TO_STRING_PLAIN |
+			                                  JSON_C_TO_STRING_NOSLASHESCAPE));
+	}
+	bx_buf_putc(o, ']');
+}
+
+static void reply(bx_batch *b, bx_in *in, const char *verb, json_object *sub, const char *error)
+{
+	bx_reply_open(b, in, verb, error == NULL);
+	if (error) {
+		bx_buf_puts(b->out, ",\"error\":");
+		bx_buf_json_str(b->out, error, strlen(error));
+	}
+	echo(b->out, sub);
+	bx_buf_putc(b->out, '}');
+}
+
+/* Checks one pattern; returns the error text, or NULL when it may be used.
+ * *record is false for /service/** (accepted, not recorded). */
+static const char *check(json_object *e, bool *record)
+{
+	unsigned flags;
+	*record = true;
+	if (!json_object_is_type(e, json_type_string))
+		return "403::subscription_invalid";
+	const char *p = json_object_get_string(e);
+	size_t n = (size_t)json_object_get_string_len(e);
+	if (!bx_channel_check(p, n, &flags))
+		return "403::subscription_invalid";
+	if (flags & BX_CH_META)
+		return "403:denied_by_security_policy:subscribe_denied";
+	/* A wildcard at the root (/* or /**) would reach /meta/**: but meta
+	 * messages are never broadcast, so it only sees ordinary channels. */
+	if (flags & BX_CH_SERVICE)
+		*record = false;
+	return NULL;
+}
+
+void bx_meta_subscribe(bx_batch *b, bx_in *in, bool subscribe)
+{
+	const char *verb = subscribe ? "/meta/subscribe" : "/meta/unsubscribe";
+	json_object *sub = NULL;
+	json_object_object_get_ex(in->obj, "subscription", &sub);
+	bool is_str = sub && json_object_is_type(sub, json_type_string);
+	bool is_arr = sub && json_object_is_type(sub, json_type_array);
+	size_t n = is_str ? 1 : is_arr ? json_object_array_length(sub) : 0;
+	if (!is_str && !is_arr) {
+		reply(b, in, verb, NULL, "403::subscription_missing");
+		return;
+	}
+	if (n == 0) {
+		reply(b, in, verb, sub, "403::subscription_missing");
+		return;
+	}
+	if (n > BX_SUBSCRIPTIONS_PER_MESSAGE) {
+		reply(b, in, verb, NULL, "403::subscription_invalid");
+		return;
+	}
+	bx_session *s = bx_need_session(b, in);
+	if (!s)
+		return;
+	bool record[BX_SUBSCRIPTIONS_PER_MESSAGE];
+	for (size_t i = 0; i < n; i++) {
+		json_object *e = is_str ? sub : json_object_array_get_idx(sub, i);
+		const char *err = check(e, &record[i]);
+		if (!err && b->srv->api &&
+		    !bx_api_allow(b->srv, BX_POLICY_SUBSCRIBE, s, json_object_get_string(e), in))
+			err = "403:denied_by_security_policy:subscribe_denied";
+		if (err) {
+			reply(b, in, verb, sub, err);
+			bx_session_unref(s);
+			return;
+		}
+	}
+	const char *err = NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (!record[i])
+			continue;
+		json_object *e = is_str ? sub : json_object_array_get_idx(sub, i);
+		const char *p = json_object_get_string(e);
+		size_t len = (size_t)json_object_get_string_len(e);
+		if (subscribe) {
+			int rc = bx_router_subscribe(&b->srv->router, s, p, len);
+			if (rc == -BX_ESTATE)
+				err = "402::session_unknown"; /* removed while we worked */
+			else if (rc == -BX_EREJECTED)
+				err = "403::too_many_subscriptions"; /* --max-subscriptions */
+			else if (rc != 0)
+				err = "500::out_of_memory";
+		} else {
+			bx_router_unsubscribe(&b->srv->router, s, p, len);
+		}
+	}
+	reply(b, in, verb, sub, err);
+	bx_session_unref(s);
+}

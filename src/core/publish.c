@@ -1,0 +1,94 @@
+/*
+ * publish.c — publishing on a broadcast channel (PROTOCOL.md §5): serialize
+ * the delivered form once, queue it for every matching subscriber, and ack
+ * the publisher with a reply that carries no `data`.
+ */
+#include <string.h>
+
+#include "hooks.h"
+#include "channel.h"
+#include "verbs.h"
+#include "table.h"
+#include "browser.h"
+#include "stream.h"
+#include "log.h"
+
+size_t bx_broadcast(bx_server *srv, const char *channel, size_t len, bx_msg *m)
+{
+	bx_sessvec subs = {0};
+	bx_router_match(&srv->router, channel, len, &subs);
+	for (size_t i = 0; i < subs.n; i++)
+		bx_session_deliver(subs.v[i], m);
+	size_t n = subs.n;
+	bx_sessvec_release(&subs);
+	atomic_fetch_add(&srv->stats.publishes, 1);
+	return n;
+}
+
+
+/* PROTOCOL.md §5: a publish with no clientId is a backend's, accepted only
+ * when the transport authorized it (bx_request.backend). */
+static void deny_sessionless(bx_batch *b, bx_in *in)
+{
+	const char *hint =
+	        b->srv->publish_token
+	                ? "a publish with no clientId needs the publish token: send "
+	                  "'Authorization: Bearer <token>', or handshake first"
+	                : "publishing with no clientId is off on this server: handshake first, "
+	                  "or configure a publish token (bayeuxd --publish-token-file FILE, or "
+	                  "--allow-local-publish for loopback)";
+	bx_reply_open(b, in, NULL, false);
+	bx_buf_puts(b->out, ",\"error\":\"403::publish_denied\",\"hint\":");
+	bx_buf_json_str(b->out, hint, strlen(hint));
+	bx_buf_putc(b->out, '}');
+}
+
+void bx_publish_message(bx_batch *b, bx_in *in)
+{
+	if (in->chflags & BX_CH_WILD) {
+		bx_reply_error(b, in, "405::channel_invalid", NULL);
+		return;
+	}
+	bx_session *s = NULL; /* stays NULL for a backend */
+	if (in->client_id) {
+		s = bx_need_session(b, in);
+		if (!s)
+			return;
+	} else if (!b->req->backend) {
+		deny_sessionless(b, in);
+		return;
+	}
+	if (!in->data) {
+		bx_session_unref(s);
+		bx_reply_error(b, in, "400::data_missing", NULL);
+		return;
+	}
+	if (b->srv->api) {
+		const char *err = NULL;
+		if (!bx_api_allow(b->srv, BX_POLICY_PUBLISH, s, in->channel, in))
+			err = "403:denied_by_security_policy:publish_denied";
+		else if (!bx_api_listeners(b->srv, s, in))
+			err = "404::message_deleted";
+		if (err) {
+			bx_session_unref(s);
+			bx_reply_error(b, in, err, NULL);
+			return;
+		}
+	}
+	/* /service/** is never broadcast (PROTOCOL.md §5). */
+	if (!(in->chflags & BX_CH_SERVICE)) {
+		char err[BX_API_ERR_MAX];
+		bx_msg *m = bx_api_delivery(b->srv, s, in->channel, in->chlen, in->data,
+		                            in->id_json, err);
+		if (!m) {
+			bx_session_unref(s);
+			bx_reply_error(b, in, err[0] ? err : "500::out_of_memory", NULL);
+			return;
+		}
+		bx_broadcast(b->srv, in->channel, in->chlen, m);
+		bx_msg_unref(m);
+	}
+	bx_session_unref(s);
+	bx_reply_open(b, in, NULL, true);
+	bx_buf_putc(b->out, '}');
+}

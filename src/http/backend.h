@@ -1,0 +1,40 @@
+/*
+ * http_publish.h — backend publishing over HTTP (issue 4, PROTOCOL.md §5):
+ * who may publish with no clientId, and the POST /publish/<channel> form.
+ * Part of the HTTP layer: only http*.c include this (and microhttpd.h).
+ */
+#ifndef BX_HTTP_PUBLISH_H
+#define BX_HTTP_PUBLISH_H
+
+#include <microhttpd.h>
+#include <stdbool.h>
+
+#include "core/server.h"
+#include "core/dispatch.h"
+#include "http.h"
+
+/* URL prefix of the plain publish form: POST /publish/<channel...>. */
+#define BX_PUBLISH_PREFIX "/publish/"
+
+/*
+ * True when the request may publish with no clientId: it carries
+ * "Authorization: Bearer <cfg.publish_token>" (compared in constant time),
+ * or cfg.allow_local_publish is set and it comes from a loopback address
+ * without an Origin header (so a web page the local user opens cannot use
+ * it).
+ */
+bool bx_http_backend(bx_server *srv, struct MHD_Connection *conn);
+
+/* True when url is under BX_PUBLISH_PREFIX. */
+bool bx_http_is_publish_url(const char *url);
+
+/*
+ * Answers POST /publish/<channel> whose body (len bytes) is the JSON data:
+ * published as a backend's Bayeux publish, answered with the publish reply
+ * object, HTTP 200 when successful and 4xx otherwise. too_big: the body was
+ * over --max-body (413).
+ */
+enum MHD_Result bx_http_publish(bx_server *srv, struct MHD_Connection *conn, const char *method,
+                                const char *url, const char *body, size_t len, bool too_big);
+
+#endif

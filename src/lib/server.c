@@ -1,0 +1,207 @@
+/*
+ * server.c — libbayeux as a whole: the composition root that builds the
+ * core, starts the HTTP layer and the timer around it (create, start, stop,
+ * free), and the library's publish entry point.
+ */
+#include <json-c/json.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/hooks.h"
+#include "core/channel.h"
+#include "core/settings.h"
+#include "core/server.h"
+#include "core/table.h"
+#include "core/verbs.h"
+#include "core/json.h"
+#include "http/http.h"
+#include "core/dispatch.h"
+#include "core/log.h"
+#include "core/limits.h"
+
+const char *bx_strerror(int err)
+{
+	switch (err < 0 ? -err : err) {
+	case BX_OK:
+		return "success";
+	case BX_EINVAL:
+		return "invalid argument";
+	case BX_ENOMEM:
+		return "out of memory";
+	case BX_ELISTEN:
+		return "cannot listen on the configured address";
+	case BX_ESTATE:
+		return "the server is not in a state that allows this call";
+	case BX_ECHANNEL:
+		return "the channel name is not valid here";
+	case BX_EJSON:
+		return "the data is not valid JSON";
+	case BX_EREJECTED:
+		return "an extension rejected the message";
+	default:
+		return "unknown error";
+	}
+}
+
+/* The timer thread's clock: the server's, which tests may replace. */
+static int64_t server_now(void *arg)
+{
+	return bx_now(arg);
+}
+
+int bx_server_new(const bx_config *cfg, bx_server **out)
+{
+	char err[256];
+	*out = NULL;
+	if (bx_config_check(cfg, err, sizeof err) != 0) {
+		bx_error("%s", err);
+		return -BX_EINVAL;
+	}
+	if (sodium_init() < 0) {
+		bx_error("libsodium failed to initialise");
+		return -BX_ENOMEM;
+	}
+	bx_server *srv = calloc(1, sizeof *srv);
+	if (!srv)
+		return -BX_ENOMEM;
+	srv->cfg = *cfg;
+	srv->host = strdup(cfg->listen_host);
+	srv->path = strdup(cfg->path);
+	if (!srv->host || !srv->path || bx_router_init(&srv->router) != 0) {
+		free(srv->host);
+		free(srv->path);
+		free(srv);
+		return -BX_ENOMEM;
+	}
+	srv->cfg.listen_host = srv->host;
+	srv->cfg.path = srv->path;
+	srv->conn_types = BX_CT_LONG_POLLING | BX_CT_CALLBACK_POLLING;
+	if (cfg->sse)
+		srv->conn_types |= BX_CT_EVENTSOURCE;
+	srv->now = bx_clock_monotonic;
+	if (!(srv->peers = bx_peers_new())) {
+		bx_router_destroy(&srv->router);
+		free(srv->host);
+		free(srv->path);
+		free(srv);
+		return -BX_ENOMEM;
+	}
+	bx_table_init(&srv->sessions);
+	bx_timer_init(&srv->timer, bx_table_timer_fire, srv);
+	bx_browsers_init(&srv->browsers);
+	/* Browser-facing settings with strings of their own (cors.c, static.c). */
+	int wrc = bx_cors_init(srv, cfg);
+	if (wrc == 0)
+		wrc = bx_static_init(srv, cfg);
+	srv->cfg.allow_origins = NULL;
+	srv->cfg.n_allow_origins = 0;
+	srv->cfg.web_root = NULL;
+	srv->cfg.web_mounts = NULL;
+	srv->cfg.n_web_mounts = 0;
+	if (wrc != 0) {
+		bx_server_free(srv);
+		return wrc;
+	}
+	/* Never kept as the caller's pointer: it is a secret they may wipe. */
+	srv->cfg.publish_token = NULL;
+	if (cfg->publish_token && !(srv->publish_token = strdup(cfg->publish_token))) {
+		bx_server_free(srv);
+		return -BX_ENOMEM;
+	}
+	bx_log_set_level(cfg->log_level);
+	*out = srv;
+	return 0;
+}
+
+int bx_server_start(bx_server *srv)
+{
+	if (srv->http || srv->timer.started || atomic_load(&srv->stopped))
+		return -BX_ESTATE;
+	int rc = bx_timer_start(&srv->timer, server_now, srv);
+	if (rc != 0)
+		return rc;
+	rc = bx_http_start(srv);
+	if (rc != 0) {
+		bx_timer_join(&srv->timer);
+		return rc;
+	}
+	return 0;
+}
+
+unsigned bx_server_port(const bx_server *srv)
+{
+	return bx_http_port((bx_server *)srv);
+}
+
+int bx_publish(bx_server *srv, const char *channel, const char *data, size_t len)
+{
+	unsigned flags;
+	size_t chlen = channel ? strlen(channel) : 0;
+	if (!channel || !bx_channel_check(channel, chlen, &flags) ||
+	    (flags & (BX_CH_META | BX_CH_SERVICE | BX_CH_WILD)))
+		return -BX_ECHANNEL;
+	size_t end = 0;
+	enum json_tokener_error jerr;
+	json_object *obj = data ? bx_json_parse(data, len, &end, &jerr) : NULL;
+	if (!obj && (!data || jerr != json_tokener_success))
+		return -BX_EJSON;
+	for (; end < len; end++)
+		if (!strchr(" \t\r\n", data[end]) || !data[end]) {
+			json_object_put(obj);
+			return -BX_EJSON;
+		}
+	char err[BX_API_ERR_MAX];
+	bx_msg *m = bx_api_delivery(srv, NULL, channel, chlen, obj, NULL, err);
+	json_object_put(obj);
+	if (!m)
+		return err[0] ? -BX_EREJECTED : -BX_ENOMEM;
+	size_t n = bx_broadcast(srv, channel, chlen, m);
+	bx_msg_unref(m);
+	return n > INT32_MAX ? INT32_MAX : (int)n;
+}
+
+static void wake_for_shutdown(bx_session *s, void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&s->lock);
+	bx_session_wake_locked(s, BX_WAKE_SHUTDOWN);
+	bx_session_end_sink_locked(s, BX_WAKE_SHUTDOWN);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void bx_server_stop(bx_server *srv)
+{
+	if (atomic_exchange(&srv->stopped, true))
+		return;
+	atomic_store(&srv->stopping, true);
+	if (srv->http) {
+		bx_http_quiesce(srv);
+		/* New connects are no longer held (stopping); answer the held ones. */
+		bx_session_foreach(srv, wake_for_shutdown, NULL);
+		bx_http_stop(srv);
+	}
+	bx_timer_join(&srv->timer);
+}
+
+void bx_server_free(bx_server *srv)
+{
+	if (!srv)
+		return;
+	bx_server_stop(srv);
+	bx_table_destroy(srv);
+	bx_timer_destroy(&srv->timer, bx_table_timer_drop);
+	bx_browsers_destroy(&srv->browsers);
+	bx_cors_free(srv);
+	bx_static_free(srv);
+	bx_router_destroy(&srv->router);
+	bx_api_free(srv);
+	bx_peers_free(srv->peers);
+	if (srv->publish_token) {
+		sodium_memzero(srv->publish_token, strlen(srv->publish_token));
+		free(srv->publish_token);
+	}
+	free(srv->host);
+	free(srv->path);
+	free(srv);
+}
