@@ -202,9 +202,12 @@ describe('streaming practices', () => {
         while (count() < N && Date.now() < deadline) await sleep(50);
         const got = es.events.flatMap((e) => JSON.parse(e.data)).map((m) => m.data.i);
         assert.deepEqual(got, [...Array(N).keys()]);
-        // A stream ends after the event that reaches the limit; a reconnecting stream
-        // gets what queued meanwhile as one event, so fewer streams than 14 KB / 2000.
-        assert.ok(es.streams >= 3, `only ${es.streams} streams for ~14 KB at 2000 bytes each`);
+        // A stream ends after the event that reaches the limit, so ~14 KB sent one
+        // message at a time must end the first stream at least once. How many streams
+        // follow depends on timing: a reconnecting stream gets whatever queued while it
+        // was away as one event (up to 64 KiB), so on a loaded machine the rest can come
+        // in one. Asking for 3 made this test fail by luck (seen in CI runs).
+        assert.ok(es.streams >= 2, `only ${es.streams} stream for ~14 KB at 2000 bytes each`);
       } finally {
         await es.stop();
       }
