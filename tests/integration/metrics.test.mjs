@@ -70,7 +70,7 @@ describe('/metrics', {skip}, () => {
   let d;
   before(async () => {
     d = await startDaemon(['--publish-token-file', tokenFile(), '--max-queue', '5',
-      '--max-interval', '1000', '--max-sessions', '6']);
+      '--max-interval', '1000', '--max-sessions', '6', '--sse-heartbeat', '300']);
   });
   after(async () => { await stopDaemonClean(d); });
 
@@ -215,6 +215,7 @@ describe('/metrics', {skip}, () => {
       } finally {
         st.close();
       }
+      // A parked stream notices a closed socket at its next write (--sse-heartbeat 300).
       await until(async () => (await scrape(d.origin))['bayeux_connections{transport="eventsource"}'] === 0,
         5000, 'the stream gone');
     });
