@@ -71,10 +71,11 @@ export function quantile(cur, prev, q) {
   return lower;
 }
 
-function niceMax(v) {
-  if (!(v > 0)) return 1;
-  const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 2.5, 5, 10]) if (v <= m * p) return m * p;
+/** A round step (1, 2, 2.5 or 5 × 10^k) for about four grid lines up to v. */
+function niceStep(v) {
+  const raw = v > 0 ? v / 4 : 0.25;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  for (const m of [1, 2, 2.5, 5]) if (raw <= m * p) return m * p;
   return 10 * p;
 }
 
@@ -90,7 +91,7 @@ export function formatNumber(v, digits = 0) {
  * last, one per second) on canvas, with a y axis from 0 to a round maximum,
  * three grid lines, and a legend with each series' last value.
  */
-export function drawChart(canvas, series, {unit = '', digits = 0} = {}) {
+export function drawChart(canvas, series, {unit = '', digits = 0, span = WINDOW} = {}) {
   const dpr = window.devicePixelRatio || 1;
   const w = canvas.clientWidth;
   const h = canvas.clientHeight;
@@ -104,63 +105,74 @@ export function drawChart(canvas, series, {unit = '', digits = 0} = {}) {
   g.font = '12px system-ui, sans-serif';
   const left = 48;
   const right = 8;
-  const top = 22;
   const bottom = 18;
+  // Legend: a swatch, the name and the last value of each series, in rows.
+  const items = series.map((s, k) => {
+    const last = [...s.points].reverse().find((p) => p !== null);
+    const label = `${s.name} ${formatNumber(last, digits)}${unit}`;
+    return {color: s.color || COLORS[k % COLORS.length], label, width: g.measureText(label).width + 28};
+  });
+  let lx = left;
+  let row = 0;
+  for (const it of items) {
+    if (lx > left && lx + it.width > w - right) { lx = left; row++; }
+    it.x = lx;
+    it.row = row;
+    lx += it.width;
+  }
+  const top = 24 + row * 16;
   const pw = w - left - right;
   const ph = h - top - bottom;
   let max = 0;
   for (const s of series) for (const p of s.points) if (p !== null && p > max) max = p;
-  max = niceMax(max);
+  const step = niceStep(max);
+  const lines = Math.max(1, Math.ceil((max * 1.05) / step));
+  max = lines * step;
   // Grid and y labels.
   g.strokeStyle = '#e4e4e4';
   g.fillStyle = '#666';
   g.textAlign = 'right';
   g.textBaseline = 'middle';
-  for (let i = 0; i <= 3; i++) {
-    const v = (max * i) / 3;
-    const y = top + ph - (ph * i) / 3;
+  const stepDigits = step >= 1 && Number.isInteger(step) ? 0 : step >= 0.1 ? 1 : 2;
+  for (let i = 0; i <= lines; i++) {
+    const y = top + ph - (ph * i) / lines;
     g.beginPath();
     g.moveTo(left, y);
     g.lineTo(left + pw, y);
     g.stroke();
-    g.fillText(formatNumber(v, max < 3 ? 2 : max < 30 ? 1 : 0), left - 6, y);
+    g.fillText(formatNumber(step * i, stepDigits), left - 6, y);
   }
   g.textAlign = 'left';
   g.textBaseline = 'alphabetic';
-  g.fillText(`-${WINDOW} s`, left, h - 4);
+  g.fillText(`-${span} s`, left, h - 4);
   g.textAlign = 'right';
   g.fillText('now', left + pw, h - 4);
-  // Lines.
-  const x = (i) => left + (pw * i) / (WINDOW - 1);
+  // Lines: the newest point at the right edge, one point a second.
+  const x = (i) => left + (pw * i) / (span - 1);
   const y = (v) => top + ph - (ph * v) / max;
   series.forEach((s, k) => {
     const color = s.color || COLORS[k % COLORS.length];
-    const off = WINDOW - s.points.length;
+    const off = span - s.points.length;
     g.strokeStyle = color;
     g.lineWidth = 2;
     g.beginPath();
     let pen = false;
     s.points.forEach((p, i) => {
-      if (p === null) { pen = false; return; }
+      if (p === null || off + i < 0) { pen = false; return; }
       if (pen) g.lineTo(x(off + i), y(p)); else g.moveTo(x(off + i), y(p));
       pen = true;
     });
     g.stroke();
   });
-  // Legend: name and last value, across the top.
   g.textAlign = 'left';
   g.textBaseline = 'top';
-  let lx = left;
-  series.forEach((s, k) => {
-    const color = s.color || COLORS[k % COLORS.length];
-    const last = [...s.points].reverse().find((p) => p !== null);
-    const label = `${s.name} ${formatNumber(last, digits)}${unit}`;
-    g.fillStyle = color;
-    g.fillRect(lx, 5, 10, 10);
+  for (const it of items) {
+    const ly = 3 + it.row * 16;
+    g.fillStyle = it.color;
+    g.fillRect(it.x, ly + 2, 10, 10);
     g.fillStyle = '#222';
-    g.fillText(label, lx + 14, 3);
-    lx += g.measureText(label).width + 28;
-  });
+    g.fillText(it.label, it.x + 14, ly);
+  }
 }
 
 const LAT = 'bayeux_publish_to_write_seconds';
@@ -198,23 +210,25 @@ export function startDashboard({url, intervalMs = 1000, doc = document} = {}) {
 
   function draw() {
     const H = state.hist;
+    // The time axis grows with the samples, from 30 s up to the window.
+    const span = Math.min(WINDOW, Math.max(30, H.sessions.length));
     drawChart($('c-sessions'), [
       {name: 'sessions', points: H.sessions, color: '#222'},
       {name: 'long-polling', points: H.lp},
       {name: 'callback-polling', points: H.cb},
       {name: 'eventsource', points: H.es},
       {name: 'websocket', points: H.ws},
-    ]);
+    ], {span});
     drawChart($('c-rates'), [
       {name: 'deliveries/s', points: H.deliveries},
       {name: 'publishes/s', points: H.publishes},
-    ]);
+    ], {span});
     drawChart($('c-latency'), [
       {name: 'p50', points: H.p50},
       {name: 'p90', points: H.p90},
       {name: 'p99', points: H.p99},
-    ], {unit: ' ms', digits: 2});
-    drawChart($('c-memory'), [{name: 'RSS', points: H.rss}], {unit: ' MiB', digits: 1});
+    ], {unit: ' ms', digits: 2, span});
+    drawChart($('c-memory'), [{name: 'RSS', points: H.rss}], {unit: ' MiB', digits: 1, span});
   }
 
   async function tick() {
@@ -282,7 +296,7 @@ export function startDashboard({url, intervalMs = 1000, doc = document} = {}) {
     // The last second that had deliveries (an idle second has no latency).
     const li = state.hist.p50.findLastIndex((x) => x !== null);
     $('t-latency').textContent = li < 0 ? '–'
-      : `${formatNumber(state.hist.p50[li], 2)} / ${formatNumber(state.hist.p99[li], 2)} ms`;
+      : `${formatNumber(state.hist.p50[li], 2)} / ${formatNumber(state.hist.p99[li], 2)}`;
     $('t-memory').textContent = `${formatNumber(cur.rss, 1)} MiB`;
     $('t-dropped').textContent = formatNumber(cur.dropped);
     $('t-denied').textContent = formatNumber(cur.denied);
