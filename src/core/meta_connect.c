@@ -82,11 +82,11 @@ void bx_meta_connect(bx_batch *b, bx_in *in)
 			h->browser_counted = counted == BX_BROWSER_COUNTED;
 			s->multi = false;
 			h->deadline = b->now + timeout;
+			h->tr = bx_tr_of(b->req->transport);
 			memcpy(h->id_json, in->id_json, sizeof h->id_json);
 			h->waker.suspend(h->waker.arg);
 			s->hold = h;
 			atomic_fetch_add(&srv->stats.held_now, 1);
-			h->tr = bx_tr_of(b->req->transport);
 			bx_metrics_conn(&srv->stats.m, h->tr, true);
 			bx_session_rearm_locked(s);
 			pthread_mutex_unlock(&s->lock);

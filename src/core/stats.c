@@ -2,6 +2,7 @@
 #include "stats.h"
 
 #include "bus.h"
+#include "dispatch.h"
 
 #include <string.h>
 #include <time.h>
@@ -9,8 +10,12 @@
 const char *const bx_tr_names[BX_TR_N] = {"long-polling", "callback-polling", "eventsource",
                                           "websocket"};
 
-/* The connection-type bits of server.h's enum bx_conn_type, in bx_tr order
- * (1 << index). Kept here as numbers so this file needs no other header. */
+/* The connection-type bits (dispatch.h) are 1 << their bx_tr index; a new
+ * transport keeps that order (a WebSocket: 1 << BX_TR_WEBSOCKET). */
+_Static_assert(BX_CT_LONG_POLLING == 1u << BX_TR_LONG_POLLING, "bx_tr order");
+_Static_assert(BX_CT_CALLBACK_POLLING == 1u << BX_TR_CALLBACK_POLLING, "bx_tr order");
+_Static_assert(BX_CT_EVENTSOURCE == 1u << BX_TR_EVENTSOURCE, "bx_tr order");
+
 int bx_tr_of(unsigned conn_type)
 {
 	for (int i = 0; i < BX_TR_N; i++)
