@@ -220,6 +220,28 @@ describe('/metrics', {skip}, () => {
         5000, 'the stream gone');
     });
 
+  test('a held callback-polling (JSONP) connect counts as callback-polling, its message as bytes in',
+    {timeout: 10000}, async () => {
+      const get = (messages) => request(`${d.url}?jsonp=cb&message=${encodeURIComponent(JSON.stringify(messages))}`,
+        {method: 'GET'});
+      const hs = await get([{channel: '/meta/handshake', version: '1.0',
+        supportedConnectionTypes: ['callback-polling'], id: '1'}]);
+      const clientId = /"clientId":"(\w+)"/.exec(hs.text)[1];
+      const connect = (id) => [{channel: '/meta/connect', clientId, connectionType: 'callback-polling', id}];
+      assert.match((await get(connect('2'))).text, /"successful":true/); // the first returns at once
+      const m0 = await scrape(d.origin);
+      const held = get(connect('3'));
+      await until(async () => (await scrape(d.origin))['bayeux_connections{transport="callback-polling"}'] === 1,
+        5000, 'one held callback-polling connect');
+      const m1 = await scrape(d.origin);
+      assert.ok(m1.bayeux_received_bytes_total - m0.bayeux_received_bytes_total >= JSON.stringify(connect('3')).length);
+      await request(`${d.origin}/publish/metrics/jsonp`, {body: 1, headers: {Authorization: `Bearer ${TOKEN}`}});
+      await get([{channel: '/meta/disconnect', clientId, id: '4'}]);
+      assert.equal((await held).status, 200);
+      await until(async () => (await scrape(d.origin))['bayeux_connections{transport="callback-polling"}'] === 0,
+        5000, 'the held connect answered');
+    });
+
   test('requests are counted by status class', async () => {
     const m0 = await scrape(d.origin);
     await request(`${d.origin}/no-such-thing`, {method: 'GET'});
@@ -256,6 +278,16 @@ describe('--metrics-listen', {skip}, () => {
     } finally {
       await stopDaemonClean(d);
     }
+  });
+
+  test('--help lists --metrics-listen and --shutdown-delay', async () => {
+    const r = await runDaemonOnce(['--help']);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /--metrics-listen HOST:PORT/);
+    assert.match(r.stdout, /--shutdown-delay N/);
+    const bad = await runDaemonOnce(['--shutdown-delay', '-1']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--shutdown-delay must be between 0 and 600000/);
   });
 
   test('a bad --metrics-listen stops the daemon with a clear message', async () => {
