@@ -238,7 +238,7 @@ export function startDashboard({url, intervalMs = 1000, doc = document} = {}) {
       const r = await fetch(url, {headers, cache: 'no-store'});
       if (r.status === 403) {
         $('auth').hidden = false;
-        setStatus('denied', '403: this page is not on loopback; give the publish token');
+        setStatus('denied', '403: /metrics is open to loopback only; give the publish token');
         return;
       }
       if (!r.ok) { setStatus('error', `HTTP ${r.status}`); return; }

@@ -2,8 +2,13 @@
 // it reads /metrics every second; after CometD and Faye subscribers join and a burst of
 // backend publishes, its numbers and charts move (sessions by transport, deliveries per
 // second, latency percentiles from the histogram, memory). The screenshot goes to
-// $TEST_OUTPUT/browser/dashboard.png.
+// $TEST_OUTPUT/browser/dashboard.png. Then the page as a stranger sees it: its requests
+// made to look proxied (X-Forwarded-For added on the way, so the daemon does not take
+// them as local) get 403, the page asks for the publish token, and with it reads on.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import {after, before, describe, test} from 'node:test';
 
 import {stopDaemonClean} from '../integration/lib/daemon.mjs';
@@ -107,6 +112,45 @@ describe('dashboard', {timeout: T(60000)}, () => {
       for (const c of clients) await c.disconnect().catch(() => {});
       await ctx.close();
       await stopDaemonClean(d);
+    }
+  });
+
+  test('not local: the page asks for the publish token and reads /metrics with it', async () => {
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bayeuxd-dash-'));
+    const token = 'dash_' + 'Pq7Rw3Xk9Lm2Nv5Bt8Yc';
+    fs.writeFileSync(path.join(tmp, 'token'), token, {mode: 0o600});
+    const d = await startDemo(['--publish-token-file', path.join(tmp, 'token')]);
+    const ctx = await browser.newContext({viewport: {width: 1200, height: 900}});
+    try {
+      const page = await ctx.newPage();
+      const log = recordConsole(page);
+      const seen = [];
+      await page.route('**/metrics', async (route) => {
+        const headers = {...route.request().headers(), 'x-forwarded-for': '203.0.113.9'};
+        seen.push(headers.authorization || '');
+        await route.continue({headers});
+      });
+      await page.goto(`${d.origin}/dashboard.html`, {timeout: T(15000)});
+      await page.waitForFunction(() => window.dashboard && window.dashboard.status === 'denied',
+        null, {timeout: T(10000)}).catch((e) => { throw new Error(`${e.message}\n${log()}`); });
+      assert.ok(await page.isVisible('#auth'));
+      assert.match(await page.textContent('#status'), /^403/);
+      assert.equal(await page.evaluate(() => window.dashboard.samples), 0);
+      await screenshot(page, 'dashboard-token');
+      await page.fill('#token', 'wrong-token-of-20-chars');
+      await page.click('#auth button');
+      await new Promise((r) => setTimeout(r, T(1500)));
+      assert.equal(await page.evaluate(() => window.dashboard.status), 'denied');
+      await page.fill('#token', token);
+      await page.click('#auth button');
+      await page.waitForFunction(() => window.dashboard.samples >= 2, null, {timeout: T(10000)});
+      assert.equal(await page.evaluate(() => window.dashboard.status), 'live');
+      assert.ok(await page.isHidden('#auth'));
+      assert.ok(seen.includes(`Bearer ${token}`), 'the token went in the Authorization header');
+    } finally {
+      await ctx.close();
+      await stopDaemonClean(d);
+      fs.rmSync(tmp, {recursive: true, force: true});
     }
   });
 });
