@@ -46,7 +46,7 @@ int bx_hs_deny_of(const char *error)
 /* 100 µs to 10 s: loopback deliveries land in the first buckets, a client
  * that polls late or a congested one in the last. */
 const uint64_t bx_lat_bounds_us[BX_LAT_NBOUNDS] = {
-        100,    250,    500,     1000,    2500,    5000,    10000,   25000,
+        100,   250,    500,    1000,   2500,    5000,    10000,   25000,
         50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000,
 };
 

@@ -77,13 +77,13 @@ int64_t bx_clock_us(void);
 #define BX_STATUS_CLASSES 6
 
 typedef struct bx_metrics {
-	atomic_int_fast64_t sessions;           /* registered now */
-	atomic_int_fast64_t conns[BX_TR_N];     /* held connects, streams, sockets now */
+	atomic_int_fast64_t sessions;       /* registered now */
+	atomic_int_fast64_t conns[BX_TR_N]; /* held connects, streams, sockets now */
 	atomic_uint_fast64_t hs_denied[BX_HS_N];
-	atomic_uint_fast64_t msg_expired;       /* queued, never sent: the session ended */
+	atomic_uint_fast64_t msg_expired; /* queued, never sent: the session ended */
 	atomic_uint_fast64_t bytes_in, bytes_out;
 	atomic_uint_fast64_t http[BX_STATUS_CLASSES];
-	bx_histo latency;                       /* publish → written to a client */
+	bx_histo latency; /* publish → written to a client */
 } bx_metrics;
 
 static inline void bx_metric_add(atomic_uint_fast64_t *c, uint64_t n)

@@ -72,8 +72,8 @@ static void latency(bx_buf *o, bx_histo *h)
 		seconds(o, bx_lat_bounds_us[i]);
 		bx_buf_printf(o, "\"} %llu\n", (unsigned long long)s.cum[i]);
 	}
-	bx_buf_printf(o, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum ", name,
-	              (unsigned long long)s.count, name);
+	bx_buf_printf(o, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum ", name, (unsigned long long)s.count,
+	              name);
 	seconds(o, s.sum_us);
 	bx_buf_printf(o, "\n%s_count %llu\n", name, (unsigned long long)s.count);
 }
@@ -214,8 +214,7 @@ void bx_metrics_format(bx_server *srv, bx_buf *o)
 	    "Messages published by clients, backends and the embedding program.",
 	    load(&st->publishes));
 	u64(o, "bayeux_messages_delivered_total", "counter",
-	    "Messages written to subscribers (one per subscriber reached).",
-	    load(&st->deliveries));
+	    "Messages written to subscribers (one per subscriber reached).", load(&st->deliveries));
 	u64(o, "bayeux_messages_dropped_total", "counter",
 	    "Messages dropped from a full session queue (--max-queue): the oldest goes.",
 	    load(&st->dropped));
@@ -278,8 +277,9 @@ static enum MHD_Result answer(struct MHD_Connection *conn, unsigned status, cons
 {
 	size_t len = 0;
 	char *data = bx_buf_steal(body, &len);
-	struct MHD_Response *r = MHD_create_response_from_buffer(
-	        len, data ? data : (void *)"", data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, data ? data : (void *)"",
+	                                                         data ? MHD_RESPMEM_MUST_FREE
+	                                                              : MHD_RESPMEM_PERSISTENT);
 	if (!r) {
 		free(data);
 		return MHD_NO;
@@ -349,10 +349,10 @@ struct bx_mlisten {
 	unsigned port;
 };
 
-static enum MHD_Result on_metrics_request(void *cls, struct MHD_Connection *conn,
-                                          const char *url, const char *method,
-                                          const char *version, const char *upload_data,
-                                          size_t *upload_data_size, void **con_cls)
+static enum MHD_Result on_metrics_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                          const char *method, const char *version,
+                                          const char *upload_data, size_t *upload_data_size,
+                                          void **con_cls)
 {
 	(void)version;
 	(void)upload_data;
@@ -418,20 +418,21 @@ int bx_metrics_listen_start(bx_server *srv, bx_mlisten **out)
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	/* One thread, few connections: a scraper or two and a load balancer. */
-	ml->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_metrics_request, ml,
-	                              MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-	                              MHD_OPTION_NOTIFY_COMPLETED, on_metrics_completed, ml,
-	                              MHD_OPTION_CONNECTION_LIMIT, 64u,
-	                              MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+	ml->daemon = MHD_start_daemon(
+	        flags, 0, NULL, NULL, on_metrics_request, ml, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+	        MHD_OPTION_NOTIFY_COMPLETED, on_metrics_completed, ml, MHD_OPTION_CONNECTION_LIMIT,
+	        64u, MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (!ml->daemon) {
-		bx_error("cannot listen on --metrics-listen %s:%u (address in use, or not an address "
+		bx_error("cannot listen on --metrics-listen %s:%u (address in use, or not an "
+		         "address "
 		         "of this machine?)",
 		         srv->cfg.metrics_host, srv->cfg.metrics_port);
 		free(ml);
 		return -BX_ELISTEN;
 	}
-	const union MHD_DaemonInfo *info = MHD_get_daemon_info(ml->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	const union MHD_DaemonInfo *info =
+	        MHD_get_daemon_info(ml->daemon, MHD_DAEMON_INFO_BIND_PORT);
 	ml->port = info ? info->port : srv->cfg.metrics_port;
 	*out = ml;
 	return 0;

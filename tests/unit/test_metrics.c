@@ -140,11 +140,12 @@ Test(metrics, text_format_has_help_and_type_before_each_family)
 			cr_assert(strcmp(type, "counter") == 0 || strcmp(type, "gauge") == 0 ||
 			          strcmp(type, "histogram") == 0);
 			if (strcmp(type, "counter") == 0)
-				cr_assert(strstr(name, "_total"), "%s: a counter ends in _total", name);
+				cr_assert(strstr(name, "_total"), "%s: a counter ends in _total",
+				          name);
 		} else {
 			cr_assert(family[0], "a sample before any HELP: %s", line);
-			cr_assert_eq(strncmp(line, family, strlen(family)), 0, "%s is not of %s", line,
-			             family);
+			cr_assert_eq(strncmp(line, family, strlen(family)), 0, "%s is not of %s",
+			             line, family);
 		}
 		line = nl + 1;
 	}
@@ -173,7 +174,9 @@ Test(metrics, counters_and_gauges_show_the_core_figures)
 	cr_assert_eq(sample(t, "bayeux_sessions"), 3);
 	cr_assert_eq(sample(t, "bayeux_connections{transport=\"eventsource\"}"), 1);
 	cr_assert_eq(sample(t, "bayeux_connections{transport=\"websocket\"}"), 0);
-	cr_assert_eq(sample(t, "bayeux_handshakes_denied_total{reason=\"too_many_sessions_per_ip\"}"), 2);
+	cr_assert_eq(
+	        sample(t, "bayeux_handshakes_denied_total{reason=\"too_many_sessions_per_ip\"}"),
+	        2);
 	cr_assert_eq(sample(t, "bayeux_http_requests_total{class=\"2xx\"}"), 2);
 	cr_assert_eq(sample(t, "bayeux_http_requests_total{class=\"4xx\"}"), 1);
 	cr_assert_eq(sample(t, "bayeux_http_requests_total{class=\"5xx\"}"), 1);
