@@ -114,6 +114,27 @@ void bx_metrics_written(bx_metrics *m, int64_t born_us, int64_t now_us)
 	bx_histo_observe(&m->latency, now_us > born_us ? (uint64_t)(now_us - born_us) : 0);
 }
 
+int bx_metrics_add_source(bx_metrics *m, bx_metrics_fn fn, void *arg)
+{
+	if (!fn || m->nsources == BX_METRICS_SOURCES)
+		return -1;
+	m->sources[m->nsources++] = (bx_metrics_source){fn, arg};
+	return 0;
+}
+
+void bx_prom_family(bx_buf *out, const char *name, const char *type, const char *help)
+{
+	bx_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+void bx_prom_sample(bx_buf *out, const char *name, const char *labels, uint64_t v)
+{
+	if (labels)
+		bx_buf_printf(out, "%s{%s} %llu\n", name, labels, (unsigned long long)v);
+	else
+		bx_buf_printf(out, "%s %llu\n", name, (unsigned long long)v);
+}
+
 bool bx_bus_healthy(const struct bx_bus *bus)
 {
 	return !bus || !bus->ops || !bus->ops->healthy || bus->ops->healthy(bus->self);

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
+
 /* Transports, the bounded `transport` label. */
 enum bx_tr {
 	BX_TR_LONG_POLLING = 0,
@@ -76,6 +78,16 @@ int64_t bx_clock_us(void);
 /* HTTP status classes 1xx..5xx are [1]..[5]; [0] is anything else. */
 #define BX_STATUS_CLASSES 6
 
+/* An engine's own figures (the history store, the cluster bus): fn appends
+ * whole families in Prometheus's text format to out, with the helpers
+ * below, reading only what it can read without waiting on a publish. */
+typedef void (*bx_metrics_fn)(void *arg, bx_buf *out);
+#define BX_METRICS_SOURCES 4
+typedef struct bx_metrics_source {
+	bx_metrics_fn fn;
+	void *arg;
+} bx_metrics_source;
+
 typedef struct bx_metrics {
 	atomic_int_fast64_t sessions;       /* registered now */
 	atomic_int_fast64_t conns[BX_TR_N]; /* held connects, streams, sockets now */
@@ -84,7 +96,21 @@ typedef struct bx_metrics {
 	atomic_uint_fast64_t bytes_in, bytes_out;
 	atomic_uint_fast64_t http[BX_STATUS_CLASSES];
 	bx_histo latency; /* publish → written to a client */
+	/* Added before the server starts, read with no lock after. */
+	bx_metrics_source sources[BX_METRICS_SOURCES];
+	size_t nsources;
 } bx_metrics;
+
+/* Adds an engine's figures to /metrics; call before the server starts.
+ * 0, or -1 when BX_METRICS_SOURCES are taken. */
+int bx_metrics_add_source(bx_metrics *m, bx_metrics_fn fn, void *arg);
+
+/* Text-format helpers for sources. name: bayeux_<what>[_<unit>][_total];
+ * type: "counter" or "gauge"; help: one line, no backslash. */
+void bx_prom_family(bx_buf *out, const char *name, const char *type, const char *help);
+/* One sample; labels: NULL, or `key="value"` pairs as written between the
+ * braces (bounded values only). */
+void bx_prom_sample(bx_buf *out, const char *name, const char *labels, uint64_t v);
 
 static inline void bx_metric_add(atomic_uint_fast64_t *c, uint64_t n)
 {

@@ -26,13 +26,13 @@
 
 static void head(bx_buf *o, const char *name, const char *type, const char *help)
 {
-	bx_buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	bx_prom_family(o, name, type, help);
 }
 
 static void u64(bx_buf *o, const char *name, const char *type, const char *help, uint64_t v)
 {
 	head(o, name, type, help);
-	bx_buf_printf(o, "%s %llu\n", name, (unsigned long long)v);
+	bx_prom_sample(o, name, NULL, v);
 }
 
 static uint64_t load(atomic_uint_fast64_t *c)
@@ -238,6 +238,9 @@ void bx_metrics_format(bx_server *srv, bx_buf *o)
 		              (unsigned long long)load(&m->http[c]));
 	}
 	latency(o, &m->latency);
+	/* The engines' figures (history store, cluster bus), then the process. */
+	for (size_t i = 0; i < m->nsources; i++)
+		m->sources[i].fn(m->sources[i].arg, o);
 	process(o);
 }
 

@@ -194,6 +194,32 @@ Test(metrics, counters_and_gauges_show_the_core_figures)
 	free(t);
 }
 
+static void engine_figures(void *arg, bx_buf *out)
+{
+	bx_prom_family(out, "bayeux_store_appended_total", "counter", "Messages appended.");
+	bx_prom_sample(out, "bayeux_store_appended_total", NULL, *(uint64_t *)arg);
+	bx_prom_family(out, "bayeux_bus_links", "gauge", "Links by state.");
+	bx_prom_sample(out, "bayeux_bus_links", "state=\"up\"", 2);
+}
+
+Test(metrics, an_engine_adds_its_own_families)
+{
+	static uint64_t appended = 42;
+	cr_assert_eq(bx_metrics_add_source(&srv->stats.m, engine_figures, &appended), 0);
+	for (int i = 1; i < BX_METRICS_SOURCES; i++)
+		cr_assert_eq(bx_metrics_add_source(&srv->stats.m, engine_figures, &appended), 0);
+	cr_assert_eq(bx_metrics_add_source(&srv->stats.m, engine_figures, &appended), -1);
+	srv->stats.m.nsources = 1;
+	char *t = format();
+	cr_assert_eq(sample(t, "bayeux_store_appended_total"), 42);
+	cr_assert_eq(sample(t, "bayeux_bus_links{state=\"up\"}"), 2);
+	/* Before the process figures, after the core's. */
+	cr_assert_lt(strstr(t, "bayeux_publish_to_write_seconds_count"),
+	             strstr(t, "bayeux_store_"));
+	cr_assert_lt(strstr(t, "bayeux_store_"), strstr(t, "process_cpu_seconds_total"));
+	free(t);
+}
+
 Test(metrics, a_gauge_caught_between_two_updates_never_reads_negative)
 {
 	bx_metrics_conn(&srv->stats.m, BX_TR_LONG_POLLING, false);
