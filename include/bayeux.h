@@ -134,6 +134,15 @@ typedef struct bx_config {
 	                             reconnection delay, default 1000 */
 	size_t sse_replay;        /* messages a session keeps for a reconnecting
 	                             stream's Last-Event-ID, default 256 */
+
+	/* Operations: GET /metrics and GET /healthz are served on the main
+	 * listener; these serve them on an address of their own as well. */
+	const char *metrics_host; /* a name or address (or "*"), default NULL =
+	                             no second listener; copied */
+	unsigned metrics_port;    /* its port; 0 picks a free one */
+	int64_t shutdown_delay_ms; /* bx_server_stop() first turns /healthz to 503
+	                              and keeps serving this long, so a load
+	                              balancer stops sending clients; default 0 */
 } bx_config;
 
 typedef struct bx_server bx_server;
@@ -171,7 +180,8 @@ int bx_publish(bx_server *srv, const char *channel, const char *data, size_t len
 /*
  * Stops the server: answers every held connect with advice
  * reconnect:"retry", stops accepting, and closes connections, waiting at
- * most about 1.5 s for held replies to be sent. Idempotent.
+ * most about 1.5 s for held replies to be sent (after shutdown_delay_ms, during
+ * which /healthz answers 503 and everything else is served). Idempotent.
  */
 void bx_server_stop(bx_server *srv);
 

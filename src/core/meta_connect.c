@@ -82,10 +82,12 @@ void bx_meta_connect(bx_batch *b, bx_in *in)
 			h->browser_counted = counted == BX_BROWSER_COUNTED;
 			s->multi = false;
 			h->deadline = b->now + timeout;
+			h->tr = bx_tr_of(b->req->transport);
 			memcpy(h->id_json, in->id_json, sizeof h->id_json);
 			h->waker.suspend(h->waker.arg);
 			s->hold = h;
 			atomic_fetch_add(&srv->stats.held_now, 1);
+			bx_metrics_conn(&srv->stats.m, h->tr, true);
 			bx_session_rearm_locked(s);
 			pthread_mutex_unlock(&s->lock);
 			b->res->hold = h;
@@ -175,6 +177,7 @@ void bx_hold_abandon(bx_server *srv, bx_hold *h)
 	if (s->hold == h) { /* never released: detach without waking */
 		s->hold = NULL;
 		atomic_fetch_sub(&srv->stats.held_now, 1);
+		bx_metrics_conn(&srv->stats.m, h->tr, false);
 		if (h->browser_counted)
 			bx_browser_release(srv, s->browser);
 		s->expiry = bx_now(srv) + srv->cfg.max_interval_ms;

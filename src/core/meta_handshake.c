@@ -72,6 +72,12 @@ static bool valid_browser(const char *v)
 	return true;
 }
 
+/* Counts a refused handshake by the reason of its error text (/metrics). */
+static void refused(bx_server *srv, const char *error)
+{
+	bx_metric_add(&srv->stats.m.hs_denied[bx_hs_deny_of(error)], 1);
+}
+
 void bx_meta_handshake(bx_batch *b, bx_in *in)
 {
 	bx_server *srv = b->srv;
@@ -82,11 +88,13 @@ void bx_meta_handshake(bx_batch *b, bx_in *in)
 		                    "\"supportedConnectionTypes\":");
 		write_types(b->out, srv->conn_types);
 		bx_buf_puts(b->out, ",\"advice\":" BX_ADVICE_NONE "}");
+		refused(srv, "301::connection_types_unsupported");
 		return;
 	}
 
 	if (srv->api && !bx_api_allow(srv, BX_POLICY_HANDSHAKE, NULL, "/meta/handshake", in)) {
 		bx_reply_error(b, in, "403::handshake_denied", BX_ADVICE_NONE);
+		refused(srv, "403::handshake_denied");
 		return;
 	}
 
@@ -99,14 +107,16 @@ void bx_meta_handshake(bx_batch *b, bx_in *in)
 	const char *lim = bx_peer_admit(srv, b->req->peer, b->now);
 	if (lim) {
 		bx_reply_error(b, in, lim, "{\"reconnect\":\"handshake\",\"interval\":5000}");
+		refused(srv, lim);
 		return;
 	}
 	bool full = false;
 	bx_session *s = bx_session_create(srv, browser, &full);
 	if (!s) {
 		bx_peer_release(srv, b->req->peer);
-		bx_reply_error(b, in, full ? "503::too_many_sessions" : "503::out_of_memory",
-		               "{\"reconnect\":\"handshake\",\"interval\":5000}");
+		const char *why = full ? "503::too_many_sessions" : "503::out_of_memory";
+		bx_reply_error(b, in, why, "{\"reconnect\":\"handshake\",\"interval\":5000}");
+		refused(srv, why);
 		return;
 	}
 	if (b->req->peer)

@@ -7,6 +7,7 @@
 
 #include "buf.h"
 #include "msg.h"
+#include "stats.h"
 
 bx_msg *bx_msg_new(const char *data, size_t len)
 {
@@ -14,6 +15,7 @@ bx_msg *bx_msg_new(const char *data, size_t len)
 	if (!m)
 		return NULL;
 	atomic_init(&m->refs, 1);
+	m->born_us = bx_clock_us();
 	m->len = len;
 	memcpy(m->data, data, len);
 	m->data[len] = '\0';

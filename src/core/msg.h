@@ -8,12 +8,14 @@
 #include <json-c/json.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Longest message id we echo (a short string or a number, PROTOCOL.md §1). */
 #define BX_MSGID_MAX 64
 
 typedef struct bx_msg {
 	atomic_uint refs;
+	int64_t born_us; /* when it was made (bx_clock_us): publish-to-write latency */
 	size_t len;
 	char data[];
 } bx_msg;

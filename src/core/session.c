@@ -87,6 +87,7 @@ void bx_session_wake_locked(bx_session *s, int reason)
 	s->hold = NULL;
 	h->reason = reason;
 	atomic_fetch_sub(&s->srv->stats.held_now, 1);
+	bx_metrics_conn(&s->srv->stats.m, h->tr, false);
 	if (h->browser_counted) {
 		h->browser_counted = false;
 		bx_browser_release(s->srv, s->browser);
@@ -142,11 +143,13 @@ void bx_session_deliver(bx_session *s, bx_msg *m)
 size_t bx_session_drain_locked(bx_session *s, bx_buf *out, bool comma)
 {
 	size_t n = s->qlen;
+	int64_t now_us = n ? bx_clock_us() : 0;
 	for (size_t i = 0; i < n; i++) {
 		bx_msg *m = s->q[(s->qhead + i) % s->qcap];
 		if (comma || i > 0)
 			bx_buf_putc(out, ',');
 		bx_buf_append(out, m->data, m->len);
+		bx_metrics_written(&s->srv->stats.m, m->born_us, now_us);
 		bx_msg_unref(m);
 	}
 	s->qhead = s->qlen = 0;

@@ -35,6 +35,7 @@ typedef struct bx_hold {
 	int reason;                     /* enum bx_wake; set under the session lock */
 	bool advise;                    /* the reply carries advice */
 	bool browser_counted;           /* counted against the browser (browser.c) */
+	int tr;                         /* its transport (enum bx_tr), for /metrics */
 	int64_t deadline;               /* when the poll timeout releases it */
 	char id_json[BX_MSGID_MAX + 8]; /* the request's id as JSON text, or "" */
 } bx_hold;

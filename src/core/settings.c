@@ -35,6 +35,8 @@ const bx_limit bx_limits[] = {
          "an idle or slow connection (not a held connect) is closed after this"},
         {"connection-memory", "bytes", BX_OPT_SIZE, F(connection_memory), 8 * KIB, 4 * KIB, MIB,
          "libmicrohttpd memory pool per connection (headers and replies)"},
+        {"shutdown-delay", "ms", BX_OPT_I64, F(shutdown_delay_ms), 0, 0, 600000,
+         "on SIGTERM, answer /healthz with 503 and keep serving this long before stopping"},
         {"max-sessions-per-browser", "connects", BX_OPT_UNSIGNED, F(max_sessions_per_browser), 1, 0,
          1000,
          "held connects per browser (BAYEUX_BROWSER cookie); another tab polls instead; 0 = no "
@@ -126,6 +128,10 @@ int bx_config_check(const bx_config *cfg, char *err, size_t errlen)
 	if (cfg->listen_port > 65535) {
 		snprintf(err, errlen, "--listen port must be between 0 and 65535, got %u",
 		         cfg->listen_port);
+		return -BX_EINVAL;
+	}
+	if (cfg->metrics_host && (!cfg->metrics_host[0] || cfg->metrics_port > 65535)) {
+		snprintf(err, errlen, "--metrics-listen needs a host and a port between 0 and 65535");
 		return -BX_EINVAL;
 	}
 	if (cfg->cookie_samesite < BX_SAMESITE_LAX || cfg->cookie_samesite > BX_SAMESITE_NONE) {

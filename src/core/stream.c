@@ -171,8 +171,11 @@ static size_t drain_locked(bx_stream *st)
 	s->qlen -= n;
 	if (s->qlen == 0)
 		s->qhead = 0;
-	for (size_t i = 0; i < n; i++)
+	int64_t now_us = bx_clock_us();
+	for (size_t i = 0; i < n; i++) {
+		bx_metrics_written(&s->srv->stats.m, v[i]->born_us, now_us);
 		history_push(s, v[i]); /* the queue's reference moves there */
+	}
 	s->seq += n;
 	free(v);
 	atomic_fetch_add(&s->srv->stats.deliveries, n);
@@ -255,6 +258,7 @@ int bx_stream_open(struct bx_server *srv, bx_session *s, bool plain, bool has_la
 	bx_session_rearm_locked(s);
 	pthread_mutex_unlock(&s->lock);
 	atomic_fetch_add(&srv->stats.streams_now, 1);
+	bx_metrics_conn(&srv->stats.m, BX_TR_EVENTSOURCE, true);
 	*out = st;
 	return BX_STREAM_OPENED;
 }
@@ -270,6 +274,7 @@ void bx_stream_close(struct bx_server *srv, bx_stream *st)
 	bx_buf_free(&st->out);
 	free(st);
 	atomic_fetch_sub(&srv->stats.streams_now, 1);
+	bx_metrics_conn(&srv->stats.m, BX_TR_EVENTSOURCE, false);
 }
 
 /*---- The stream as its session's sink (session.h) ------------------------------*/

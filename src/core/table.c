@@ -78,6 +78,7 @@ bx_session *bx_session_create(struct bx_server *srv, const char *browser, bool *
 	}
 	t->count++;
 	pthread_rwlock_unlock(&t->lock);
+	bx_metric_gauge(&srv->stats.m.sessions, 1);
 
 	pthread_mutex_lock(&s->lock);
 	s->expiry = bx_now(srv) + srv->cfg.max_interval_ms;
@@ -136,6 +137,7 @@ void bx_session_remove(struct bx_server *srv, bx_session *s, int reason)
 	pthread_rwlock_unlock(&t->lock);
 	if (!found)
 		return;
+	bx_metric_gauge(&srv->stats.m.sessions, -1);
 	bx_peer_release(srv, s->peer);
 
 	bx_router_unsubscribe_all(&srv->router, s);
@@ -143,6 +145,7 @@ void bx_session_remove(struct bx_server *srv, bx_session *s, int reason)
 	s->removed = true;
 	bx_session_wake_locked(s, reason);
 	bx_session_end_sink_locked(s, reason);
+	bx_metric_add(&srv->stats.m.msg_expired, s->qlen); /* never sent */
 	bx_session_clear_locked(s);
 	pthread_mutex_unlock(&s->lock);
 	if (bx_timer_cancel(&srv->timer, &s->timer))

@@ -25,6 +25,10 @@ static void usage(FILE *f)
 	           "A Bayeux (CometD) message broker: long polling for CometD and Faye clients.\n\n"
 	           "  --listen HOST:PORT   address to serve (default 127.0.0.1:8080; port 0 picks\n"
 	           "                       a free one; [::1]:8080 for IPv6)\n"
+	           "  --metrics-listen HOST:PORT\n"
+	           "                       serve GET /metrics (Prometheus) and GET /healthz on\n"
+	           "                       this address too (the main one serves them as well);\n"
+	           "                       /metrics answers loopback and the publish token only\n"
 	           "  --path PATH          Bayeux endpoint; every path below it is the same\n"
 	           "                       endpoint (default /cometd)\n"
 	           "  --log-level LEVEL    error, warn, info or debug (default info)\n");
@@ -63,7 +67,8 @@ static void usage(FILE *f)
 	bx_security_usage(f);
 	fprintf(f, "  --help               show this help and exit\n"
 	           "  --version            show the version and exit\n\n"
-	           "SIGINT or SIGTERM answers every held connect and exits.\n"
+	           "SIGINT or SIGTERM answers every held connect and exits (after --shutdown-delay:\n"
+	           "/healthz answers 503 meanwhile).\n"
 	           "'bayeuxd token --help' tells how to mint --auth hmac tokens.\n");
 }
 
@@ -75,24 +80,24 @@ static void die_usage(const char *fmt, const char *a, const char *b)
 	exit(EXIT_USAGE);
 }
 
-/* Parses HOST:PORT (HOST may be [v6]). */
-static void parse_listen(const char *arg, bx_config *cfg, char *host, size_t hostlen)
+/* Parses the HOST:PORT of --flag (HOST may be [v6]) into host and *port. */
+static void parse_hostport(const char *flag, const char *arg, char *host, size_t hostlen,
+                           unsigned *port_out)
 {
 	const char *colon = strrchr(arg, ':');
 	if (!colon || colon == arg)
-		die_usage("--listen must be HOST:PORT, got '%s'%s", arg, "");
+		die_usage("--%s must be HOST:PORT, got '%s'", flag, arg);
 	size_t n = (size_t)(colon - arg);
 	if (n >= hostlen)
-		die_usage("--listen host is too long: '%s'%s", arg, "");
+		die_usage("--%s host is too long: '%s'", flag, arg);
 	memcpy(host, arg, n);
 	host[n] = '\0';
 	char *end;
 	errno = 0;
 	long port = strtol(colon + 1, &end, 10);
 	if (errno || *end || end == colon + 1 || port < 0 || port > 65535)
-		die_usage("--listen port must be between 0 and 65535, got '%s'%s", colon + 1, "");
-	cfg->listen_host = host;
-	cfg->listen_port = (unsigned)port;
+		die_usage("--%s port must be between 0 and 65535, got '%s'", flag, colon + 1);
+	*port_out = (unsigned)port;
 }
 
 static int parse_level(const char *s)
@@ -149,6 +154,7 @@ static void parse_mount(char *arg, bx_web_mount *m)
 	m->dir = eq + 1;
 }
 
+enum { OPT_METRICS_LISTEN = 600 };
 enum { OPT_LISTEN = 1000, OPT_PATH, OPT_LOG, OPT_HELP, OPT_VERSION, OPT_LIMIT0 };
 
 /* Reads the backend publish token from path into buf (trailing whitespace
@@ -186,7 +192,7 @@ int main(int argc, char **argv)
 {
 	bx_config cfg;
 	bx_config_init(&cfg);
-	static char host[256];
+	static char host[256], metrics_host[256];
 	static const char *origins[MAX_ORIGIN_FLAGS];
 	static bx_web_mount mounts[MAX_MOUNT_FLAGS];
 	static char token[4098]; /* BX_PUBLISH_TOKEN_MAX + a byte to see it is longer */
@@ -197,6 +203,7 @@ int main(int argc, char **argv)
 	struct option opts[64];
 	size_t k = 0;
 	opts[k++] = (struct option){"listen", required_argument, NULL, OPT_LISTEN};
+	opts[k++] = (struct option){"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN};
 	opts[k++] = (struct option){"path", required_argument, NULL, OPT_PATH};
 	opts[k++] = (struct option){"log-level", required_argument, NULL, OPT_LOG};
 	opts[k++] = (struct option){"allow-origin", required_argument, NULL, OPT_ALLOW_ORIGIN};
@@ -224,7 +231,13 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_LISTEN:
-			parse_listen(optarg, &cfg, host, sizeof host);
+			parse_hostport("listen", optarg, host, sizeof host, &cfg.listen_port);
+			cfg.listen_host = host;
+			break;
+		case OPT_METRICS_LISTEN:
+			parse_hostport("metrics-listen", optarg, metrics_host, sizeof metrics_host,
+			               &cfg.metrics_port);
+			cfg.metrics_host = metrics_host;
 			break;
 		case OPT_PATH:
 			cfg.path = optarg;

@@ -33,11 +33,9 @@ static bool same_secret(const char *a, size_t alen, const char *b, size_t blen)
 	return sodium_memcmp(ha, hb, sizeof ha) == 0;
 }
 
-/* The token of an "Authorization: Bearer <token>" header, or NULL. */
-static const char *bearer(struct MHD_Connection *conn, size_t *len)
+/* The token of an "Authorization: Bearer <token>" header value, or NULL. */
+static const char *bearer(const char *h, size_t *len)
 {
-	const char *h =
-	        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
 	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
 		return NULL;
 	h += 7;
@@ -50,7 +48,15 @@ static const char *bearer(struct MHD_Connection *conn, size_t *len)
 	return n ? h : NULL;
 }
 
-static bool is_loopback(const struct sockaddr *sa)
+bool bx_http_bearer_ok(bx_server *srv, const char *authorization)
+{
+	size_t n = 0;
+	const char *t = bearer(authorization, &n);
+	return srv->publish_token && t &&
+	       same_secret(t, n, srv->publish_token, strlen(srv->publish_token));
+}
+
+bool bx_http_loopback(const struct sockaddr *sa)
 {
 	if (!sa)
 		return false;
@@ -70,12 +76,9 @@ static bool is_loopback(const struct sockaddr *sa)
 
 bool bx_http_backend(bx_server *srv, struct MHD_Connection *conn)
 {
-	if (srv->publish_token) {
-		size_t n = 0;
-		const char *t = bearer(conn, &n);
-		if (t && same_secret(t, n, srv->publish_token, strlen(srv->publish_token)))
-			return true;
-	}
+	if (bx_http_bearer_ok(srv, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+	                                                       MHD_HTTP_HEADER_AUTHORIZATION)))
+		return true;
 	if (!srv->cfg.allow_local_publish)
 		return false;
 	/* Browsers send Origin on every cross-origin POST: a page the local user
@@ -84,7 +87,7 @@ bool bx_http_backend(bx_server *srv, struct MHD_Connection *conn)
 		return false;
 	const union MHD_ConnectionInfo *ci =
 	        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	return ci && is_loopback(ci->client_addr);
+	return ci && bx_http_loopback(ci->client_addr);
 }
 
 /*---- POST /publish/<channel> ---------------------------------------------------*/

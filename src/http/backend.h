@@ -8,6 +8,7 @@
 
 #include <microhttpd.h>
 #include <stdbool.h>
+#include <sys/socket.h>
 
 #include "core/server.h"
 #include "core/dispatch.h"
@@ -24,6 +25,14 @@
  * it).
  */
 bool bx_http_backend(bx_server *srv, struct MHD_Connection *conn);
+
+/* True when authorization (an Authorization header's value, or NULL) is
+ * "Bearer <cfg.publish_token>", compared in constant time; false when no
+ * token is configured. /metrics uses the same check. */
+bool bx_http_bearer_ok(bx_server *srv, const char *authorization);
+
+/* True for an IPv4 127/8, IPv6 ::1 or v4-mapped 127/8 address. */
+bool bx_http_loopback(const struct sockaddr *sa);
 
 /* True when url is under BX_PUBLISH_PREFIX. */
 bool bx_http_is_publish_url(const char *url);

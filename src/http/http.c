@@ -34,6 +34,7 @@
 #include "backend.h"
 #include "core/log.h"
 #include "sse.h"
+#include "metrics.h"
 
 struct bx_http {
 	struct MHD_Daemon *daemon;
@@ -41,6 +42,7 @@ struct bx_http {
 	size_t pathlen;
 	unsigned port;
 	atomic_int held; /* requests parked and not yet completed */
+	bx_mlisten *metrics; /* --metrics-listen's listener, or NULL */
 };
 
 /* Per-request state, libmicrohttpd's *con_cls. */
@@ -81,6 +83,7 @@ static enum MHD_Result send_buf(req_ctx *rc, int status, bx_buf *body, const cha
 	const bx_config *cfg = &rc->srv->cfg;
 	size_t len = 0;
 	char *data = bx_buf_steal(body, &len);
+	bx_metric_add(&rc->srv->stats.m.bytes_out, len);
 	struct MHD_Response *r = MHD_create_response_from_buffer(len, data ? data : (void *)"",
 	                                                         data ? MHD_RESPMEM_MUST_FREE
 	                                                              : MHD_RESPMEM_PERSISTENT);
@@ -251,6 +254,7 @@ static enum MHD_Result bayeux_jsonp(req_ctx *rc, struct MHD_Connection *conn, co
 	}
 	/* Checked above: fits, and holds only safe characters. */
 	memcpy(rc->jsonp, cb, strlen(cb) + 1);
+	bx_metric_add(&rc->srv->stats.m.bytes_in, len);
 	return bayeux_dispatch(rc, msg, len, BX_CT_CALLBACK_POLLING);
 }
 
@@ -299,6 +303,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		return MHD_YES;
 	}
 	if (*upload_data_size) {
+		bx_metric_add(&h->srv->stats.m.bytes_in, *upload_data_size);
 		/* Keep reading past the cap so the 413 reaches the client. */
 		if (!rc->too_big && rc->body.len + *upload_data_size > h->srv->cfg.max_body) {
 			rc->too_big = true;
@@ -317,6 +322,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		rc->hold = NULL;
 		return send_bayeux(rc, &res);
 	}
+	if (bx_metrics_url(url))
+		return bx_metrics_serve(h->srv, conn, url, method);
 	if (bx_http_is_publish_url(url))
 		return bx_http_publish(h->srv, conn, method, url, rc->body.data, rc->body.len,
 		                       rc->too_big);
@@ -351,6 +358,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	req_ctx *rc = *con_cls;
 	if (!rc)
 		return;
+	/* Counted here, once for every request, whoever answered it. */
+	const union MHD_ConnectionInfo *ci =
+	        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_HTTP_STATUS);
+	bx_metrics_status(&h->srv->stats.m, ci ? ci->http_status : 0);
 	if (rc->hold)
 		bx_hold_abandon(h->srv, rc->hold);
 	if (rc->was_held)
@@ -451,6 +462,17 @@ int bx_http_start(bx_server *srv)
 	const union MHD_DaemonInfo *info =
 	        MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
 	h->port = info ? info->port : cfg->listen_port;
+	int mrc = bx_metrics_listen_start(srv, &h->metrics);
+	if (mrc != 0) {
+		MHD_stop_daemon(h->daemon);
+		free(h);
+		return mrc;
+	}
+	if (h->metrics) {
+		bool bare6 = strchr(cfg->metrics_host, ':') && cfg->metrics_host[0] != '[';
+		bx_info("metrics on http://%s%s%s:%u/metrics", bare6 ? "[" : "", cfg->metrics_host,
+		        bare6 ? "]" : "", bx_metrics_listen_port(h->metrics));
+	}
 	srv->http = h;
 	bx_info("%u HTTP threads, up to %u connections, %zu bytes of memory pool each", threads,
 	        limit, cfg->connection_memory);
@@ -485,6 +507,7 @@ void bx_http_stop(bx_server *srv)
 		nanosleep(&ts, NULL);
 	}
 	MHD_stop_daemon(h->daemon);
+	bx_metrics_listen_stop(h->metrics); /* last: /healthz says 503 until the end */
 	srv->http = NULL;
 	free(h);
 }

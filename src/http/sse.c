@@ -89,6 +89,7 @@ static ssize_t read_stream(void *cls, uint64_t pos, char *buf, size_t max)
 		n = max;
 	memcpy(buf, st->out.data + st->off, n);
 	st->off += n;
+	bx_metric_add(&st->session->srv->stats.m.bytes_out, n);
 	return (ssize_t)n;
 }
 

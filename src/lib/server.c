@@ -3,10 +3,12 @@
  * core, starts the HTTP layer and the timer around it (create, start, stop,
  * free), and the library's publish entry point.
  */
+#include <errno.h>
 #include <json-c/json.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/hooks.h"
 #include "core/channel.h"
@@ -109,6 +111,12 @@ int bx_server_new(const bx_config *cfg, bx_server **out)
 		bx_server_free(srv);
 		return -BX_ENOMEM;
 	}
+	srv->cfg.metrics_host = NULL;
+	if (cfg->metrics_host && !(srv->cfg.metrics_host = srv->metrics_host =
+	                                   strdup(cfg->metrics_host))) {
+		bx_server_free(srv);
+		return -BX_ENOMEM;
+	}
 	bx_log_set_level(cfg->log_level);
 	*out = srv;
 	return 0;
@@ -174,6 +182,16 @@ void bx_server_stop(bx_server *srv)
 {
 	if (atomic_exchange(&srv->stopped, true))
 		return;
+	/* /healthz says 503 from here; with a delay, everything else is still
+	 * served meanwhile, so a load balancer stops sending clients first. */
+	atomic_store(&srv->draining, true);
+	int64_t delay = srv->cfg.shutdown_delay_ms;
+	if (srv->http && delay > 0) {
+		bx_info("stopping in %lld ms (--shutdown-delay); /healthz answers 503", (long long)delay);
+		struct timespec ts = {delay / 1000, (long)(delay % 1000) * 1000000};
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+	}
 	atomic_store(&srv->stopping, true);
 	if (srv->http) {
 		bx_http_quiesce(srv);
@@ -201,6 +219,7 @@ void bx_server_free(bx_server *srv)
 		sodium_memzero(srv->publish_token, strlen(srv->publish_token));
 		free(srv->publish_token);
 	}
+	free(srv->metrics_host);
 	free(srv->host);
 	free(srv->path);
 	free(srv);
