@@ -5,7 +5,7 @@
 
 #include <stdlib.h>
 
-#include "core.h"
+#include "msg.h"
 
 void bx_ackq_init(bx_ackq *q)
 {

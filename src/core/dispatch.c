@@ -13,6 +13,7 @@
 #include "verbs.h"
 #include "table.h"
 #include "json.h"
+#include "json_scan.h"
 #include "log.h"
 
 void bx_response_init(bx_response *res)
@@ -161,8 +162,39 @@ static void fail(bx_response *res, int status, const char *text)
 	bx_buf_putc(&res->body, '\n');
 }
 
+/* Refuses, before json-c builds a tree, a batch over --max-batch and a body
+ * whose tree would cost more than bx_parse_budget() (json_scan.h,
+ * docs/SECURITY.md "Parse memory"). Returns false with res filled in. */
+static bool census_ok(bx_server *srv, const bx_request *req, bx_response *res)
+{
+	bx_json_census c;
+	bx_json_scan(req->body, req->len, BX_JSON_MAX_DEPTH, &c);
+	/* Too deep: json-c stops at the same place with its own error, and
+	 * the count so far means nothing. */
+	if (!c.too_deep && c.top > srv->cfg.max_batch) {
+		res->status = 400;
+		bx_buf_printf(&res->body, "too many messages in one request: %zu (limit %zu)\n", c.top,
+		              srv->cfg.max_batch);
+		return false;
+	}
+	size_t budget = bx_parse_budget(req->len);
+	if (c.cost > budget) {
+		res->status = 413;
+		bx_buf_printf(&res->body,
+		              "request would take too much memory to parse: about %zu bytes for "
+		              "%zu objects and %zu arrays in %zu bytes of JSON (limit %zu: %d times "
+		              "the body, at least %d)\n",
+		              c.cost, c.objects, c.arrays, req->len, budget, BX_PARSE_MULT,
+		              BX_PARSE_FLOOR);
+		return false;
+	}
+	return true;
+}
+
 void bx_dispatch(bx_server *srv, const bx_request *req, bx_response *res)
 {
+	if (req->len && !census_ok(srv, req, res))
+		return;
 	size_t end = 0;
 	enum json_tokener_error jerr = json_tokener_success;
 	json_object *root = bx_json_parse(req->body, req->len, &end, &jerr);
@@ -223,7 +255,8 @@ void bx_dispatch(bx_server *srv, const bx_request *req, bx_response *res)
 	              .out = &res->body,
 	              .any = false,
 	              .count = count,
-	              .now = bx_now(srv)};
+	              .now = bx_now(srv),
+	              .wall = bx_wall_ms()};
 	bx_buf_putc(b.out, '[');
 	for (size_t i = 0; i < count; i++) {
 		json_object *m = json_object_is_type(root, json_type_array)
@@ -236,6 +269,8 @@ void bx_dispatch(bx_server *srv, const bx_request *req, bx_response *res)
 			continue;
 		}
 		read_message(m, &in);
+		if (in.chflags & BX_CH_META)
+			bx_timesync_read(&in.timesync, in.ext, b.wall);
 		handle(&b, &in);
 		if (res->hold)
 			break; /* a held connect is the only message of its request */
