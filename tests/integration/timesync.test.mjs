@@ -50,6 +50,34 @@ describe('timesync', () => {
     await client.disconnect();
   });
 
+  test('a client whose clock is 7 s behind learns the offset (+7000 ms, within ±50 ms)', {timeout: 30000}, async (t) => {
+    // The client process's wall clock, as the extension reads it (new Date().getTime()),
+    // runs 7 s behind the daemon's; durations are unchanged.
+    const SKEW = 7000;
+    const RealDate = globalThis.Date;
+    class BehindDate extends RealDate {
+      constructor(...a) { if (a.length === 0) super(RealDate.now() - SKEW); else super(...a); }
+      static now() { return RealDate.now() - SKEW; }
+    }
+    globalThis.Date = BehindDate;
+    let client;
+    try {
+      client = new CometDClient(daemon.url);
+      const ts = new TimeSyncExtension();
+      client.cometd.registerExtension('timesync', ts);
+      await client.handshake();
+      await waitFor(() => client.metaConnects.length >= 5, 15000, 'five /meta/connect replies');
+      const offset = ts.getTimeOffset();
+      t.diagnostic(`offset ${offset} ms for a clock ${SKEW} ms behind`);
+      console.log(`# timesync: offset ${offset} ms for a client clock ${SKEW} ms behind`);
+      assert.ok(Math.abs(offset - SKEW) <= 50, `offset ${offset} ms, expected ${SKEW} ± 50`);
+      assert.ok(Math.abs(ts.getServerTime() - RealDate.now()) <= 50, 'getServerTime() is the daemon\'s clock');
+    } finally {
+      globalThis.Date = RealDate;
+      if (client) await client.disconnect();
+    }
+  });
+
   test('a held connect reports the time it was held as p; a wrong estimate gets a', {timeout: 15000}, async () => {
     const s = new RawSession(daemon.url);
     await s.handshake();
