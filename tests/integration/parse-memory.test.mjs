@@ -94,7 +94,13 @@ describe('parse memory', () => {
       `${(after / MB).toFixed(1)} MB after five 2 MB publishes`;
     t.diagnostic(msg);
     console.log(`# 2 MB publishes: ${msg}`);
-    assert.ok(after - base <= 20 * MB, `memory given back: ${msg}`);
+    // ASan's allocator keeps freed memory in its quarantine: glibc's trimming is not
+    // what runs there, so only the normal build can show it.
+    if (/libasan/.test(fs.readFileSync(`/proc/${daemon.pid}/maps`, 'utf8'))) {
+      t.diagnostic('AddressSanitizer build: memory is not given back by design (quarantine); not checked');
+    } else {
+      assert.ok(after - base <= 20 * MB, `memory given back: ${msg}`);
+    }
     await s.disconnect();
   });
 });

@@ -88,6 +88,11 @@ Test(json_scan, the_estimate_bounds_json_c)
 		struct mallinfo2 after = mallinfo2();
 		cr_assert_not_null(v);
 		size_t used = after.uordblks - before.uordblks;
+		if (used == 0) { /* a sanitizer's allocator: glibc's counts are not kept */
+			json_object_put(v);
+			free(b);
+			cr_skip_test("mallinfo2() counts nothing under this allocator");
+		}
 		cr_expect_geq(c.cost, used, "%s: estimate %zu < %zu allocated", units[u], c.cost, used);
 		cr_expect_leq(c.cost, used * 2 + k + 4096, "%s: estimate %zu far above %zu",
 		              units[u], c.cost, used);
