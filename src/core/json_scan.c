@@ -12,6 +12,7 @@
 #include "json_scan.h"
 
 #include <stdint.h>
+#include <string.h>
 
 #define TRACK_DEPTH 64 /* levels whose container kind we remember */
 
@@ -42,13 +43,25 @@ void bx_json_scan(const char *p, size_t len, size_t max_depth, bx_json_census *c
 		case ' ': case '\t': case '\r': case '\n':
 			continue;
 		case '"': {
+			/* The closing quote is the next one not escaped, i.e. not
+			 * after an odd run of backslashes (memchr: the bulk of a
+			 * body is strings). Each backslash is looked at once. */
 			size_t start = ++i;
-			while (i < len && p[i] != '"') {
-				if (p[i] == '\\')
-					i++; /* the escaped character, whatever it is */
+			for (;;) {
+				const char *q = i < len ? memchr(p + i, '"', len - i) : NULL;
+				if (!q) {
+					i = len;
+					break;
+				}
+				size_t j = (size_t)(q - p), bs = 0;
+				while (j - bs > start && p[j - bs - 1] == '\\')
+					bs++;
+				i = j;
+				if (bs % 2 == 0)
+					break;
 				i++;
 			}
-			size_t n = (i < len ? i : len) - start;
+			size_t n = i - start;
 			c->string_bytes += n;
 			bool key = want_key && depth >= 1 && depth <= TRACK_DEPTH && kind[depth] == 1;
 			if (key) {
