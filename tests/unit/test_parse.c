@@ -39,6 +39,19 @@ Test(json_scan, strings_hide_structure_and_escapes_are_followed)
 	cr_expect_eq(c.scalars, 4);
 }
 
+Test(json_scan, runs_of_backslashes_before_a_quote)
+{
+	/* ["a\\\"b", "c\\\\", {}]: an odd run escapes the quote, an even one
+	 * does not. */
+	bx_json_census c = scan("[\"a\\\\\\\"b\",\"c\\\\\\\\\",{}]");
+	cr_expect_eq(c.top, 3);
+	cr_expect_eq(c.scalars, 2);
+	cr_expect_eq(c.objects, 1);
+	cr_expect_eq(scan("[\"\\\\\",1]").top, 2, "a string of one escaped backslash");
+	cr_expect_eq(scan("[\"\\\"\",1]").top, 2, "a string of one escaped quote");
+	cr_expect_eq(scan("[\"\\\",1]").top, 1, "unterminated: its only quote is escaped");
+}
+
 Test(json_scan, counts_nodes_and_keys)
 {
 	bx_json_census c = scan("[{\"channel\":\"/a\",\"data\":{\"x\":[1,2,null]},\"id\":\"1\"}]");
