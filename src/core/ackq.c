@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "msg.h"
+#include "stats.h"
 
 void bx_ackq_init(bx_ackq *q)
 {
@@ -71,16 +72,21 @@ size_t bx_ackq_ack(bx_ackq *q, uint64_t acked)
 	return n;
 }
 
-uint64_t bx_ackq_send(bx_ackq *q, bx_buf *out, bool comma, size_t *count, size_t *fresh)
+uint64_t bx_ackq_send(bx_ackq *q, bx_buf *out, bool comma, size_t *count, size_t *fresh,
+                      bx_metrics *metrics)
 {
 	size_t nfresh = 0;
+	int64_t now_us = metrics && q->len ? bx_clock_us() : 0;
 	for (size_t i = 0; i < q->len; i++) {
 		const bx_ackq_ent *e = &q->v[(q->head + i) % q->cap];
 		if (comma || i > 0)
 			bx_buf_putc(out, ',');
 		bx_buf_append(out, e->m->data, e->m->len);
-		if (e->batch == q->batch)
+		if (e->batch == q->batch) {
 			nfresh++;
+			if (metrics)
+				bx_metrics_written(metrics, e->m->born_us, now_us);
+		}
 	}
 	if (count)
 		*count = q->len;

@@ -25,6 +25,7 @@
 #include "buf.h"
 
 struct bx_msg;
+struct bx_metrics;
 
 typedef struct bx_ackq_ent {
 	struct bx_msg *m; /* one reference */
@@ -58,8 +59,10 @@ static inline size_t bx_ackq_len(const bx_ackq *q)
 /* Writes every held message to out, oldest first, comma-separated (with a
  * leading comma when `comma`), closes the open batch and returns its number
  * (for the connect reply's ext.ack). *count gets how many were written,
- * *fresh how many of them went out for the first time. Messages stay held
- * until acknowledged. */
-uint64_t bx_ackq_send(bx_ackq *q, bx_buf *out, bool comma, size_t *count, size_t *fresh);
+ * *fresh how many of them went out for the first time (their publish-to-
+ * write latency goes to metrics, when not NULL). Messages stay held until
+ * acknowledged. */
+uint64_t bx_ackq_send(bx_ackq *q, bx_buf *out, bool comma, size_t *count, size_t *fresh,
+                      struct bx_metrics *metrics);
 
 #endif

@@ -54,7 +54,7 @@ static int64_t client_ack(const bx_in *in)
 static size_t send_acked(bx_session *s, bx_buf *out, bool comma, char *ext, size_t cap)
 {
 	size_t count = 0, fresh = 0;
-	uint64_t batch = bx_ackq_send(s->ack, out, comma, &count, &fresh);
+	uint64_t batch = bx_ackq_send(s->ack, out, comma, &count, &fresh, &s->srv->stats.m);
 	atomic_fetch_add(&s->srv->stats.deliveries, fresh);
 	snprintf(ext, cap, "\"ack\":%llu", (unsigned long long)batch);
 	return count;

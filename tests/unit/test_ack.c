@@ -32,7 +32,7 @@ static char *send_all(bx_ackq *q, uint64_t *batch, size_t *count, size_t *fresh)
 	bx_buf b;
 	bx_buf_init(&b);
 	bx_buf_putc(&b, '[');
-	*batch = bx_ackq_send(q, &b, false, count, fresh);
+	*batch = bx_ackq_send(q, &b, false, count, fresh, NULL);
 	bx_buf_putc(&b, ']');
 	size_t len;
 	return bx_buf_steal(&b, &len);
