@@ -555,3 +555,40 @@ Test(ack, timesync_is_not_added_to_non_meta_replies_and_bad_values_are_ignored)
 		json_object_put(r);
 	}
 }
+
+/*---- A sink in ack mode --------------------------------------------------------*/
+
+Test(ack, an_event_stream_is_never_kicked_in_ack_mode_the_connect_reply_carries_it)
+{
+	const char *id = ack_handshake();
+	json_object *r = ack_connect(id, 0, NULL, NULL);
+	long b0 = last_ack(r);
+	json_object_put(r);
+	subscribe(id, "/a");
+	bx_session *s = bx_session_find(srv, id, strlen(id));
+	cr_assert_not_null(s);
+	fake_waker sw = {0};
+	bx_waker wk = {.suspend = fake_suspend, .resume = fake_resume, .arg = &sw};
+	bx_stream *st = NULL;
+	cr_assert_eq(bx_stream_open(srv, s, false, false, 0, wk, &st), BX_STREAM_OPENED);
+	int res;
+	while ((res = bx_stream_fill(srv, st)) == BX_STREAM_DATA)
+		st->off = st->out.len; /* the opening retry: line */
+	cr_assert_eq(res, BX_STREAM_WAIT);
+	size_t sent = st->out.len;
+
+	publish("/a", 1);
+	cr_expect_eq(sw.resumed, 0, "the stream was not kicked");
+	cr_expect_eq(bx_stream_fill(srv, st), BX_STREAM_WAIT);
+	cr_expect_eq(st->out.len, sent, "nothing written on the stream");
+
+	r = ack_connect(id, b0, NULL, NULL);
+	cr_assert_not_null(r, "answered at once with what is unacknowledged");
+	char got[64];
+	ns(r, got, sizeof got);
+	cr_expect_str_eq(got, "1");
+	cr_expect_gt(last_ack(r), b0);
+	json_object_put(r);
+	bx_stream_close(srv, st);
+	bx_session_unref(s);
+}
