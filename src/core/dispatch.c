@@ -5,6 +5,9 @@
  */
 #include <math.h>
 #include <stdio.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +16,7 @@
 #include "verbs.h"
 #include "table.h"
 #include "json.h"
+#include "json_scan.h"
 #include "log.h"
 
 void bx_response_init(bx_response *res)
@@ -161,8 +165,63 @@ static void fail(bx_response *res, int status, const char *text)
 	bx_buf_putc(&res->body, '\n');
 }
 
+/* A tree estimated at this many bytes or more is given back to the system
+ * when it is freed (see put_tree). */
+#define BX_TRIM_AT (1024 * 1024)
+
+/* Frees a request's tree. glibc gives memory back to the system only when a
+ * free of 64 KiB or more merges with the top of a heap; a json-c tree is
+ * thousands of small chunks (they go to tcache and fastbins), and every
+ * libmicrohttpd thread allocates in an arena of its own, so without help
+ * the RSS of one big parse stays for good (docs/SECURITY.md, "Parse
+ * memory"). After a big tree, malloc_trim(0) returns the free pages of
+ * every arena; it costs a walk of the free lists, only for big bodies. */
+static void put_tree(json_object *root, size_t cost)
+{
+	json_object_put(root);
+#ifdef __GLIBC__
+	if (cost >= BX_TRIM_AT)
+		malloc_trim(0);
+#else
+	(void)cost;
+#endif
+}
+
+/* Refuses, before json-c builds a tree, a batch over --max-batch and a body
+ * whose tree would cost more than bx_parse_budget() (json_scan.h,
+ * docs/SECURITY.md "Parse memory"). Returns false with res filled in. */
+static bool census_ok(bx_server *srv, const bx_request *req, bx_response *res, size_t *cost)
+{
+	bx_json_census c;
+	bx_json_scan(req->body, req->len, BX_JSON_MAX_DEPTH, &c);
+	/* Too deep: json-c stops at the same place with its own error, and
+	 * the count so far means nothing. */
+	if (!c.too_deep && c.top > srv->cfg.max_batch) {
+		res->status = 400;
+		bx_buf_printf(&res->body, "too many messages in one request: %zu (limit %zu)\n", c.top,
+		              srv->cfg.max_batch);
+		return false;
+	}
+	*cost = c.cost;
+	size_t budget = bx_parse_budget(req->len);
+	if (c.cost > budget) {
+		res->status = 413;
+		bx_buf_printf(&res->body,
+		              "request would take too much memory to parse: about %zu bytes for "
+		              "%zu objects and %zu arrays in %zu bytes of JSON (limit %zu: %d times "
+		              "the body, at least %d)\n",
+		              c.cost, c.objects, c.arrays, req->len, budget, BX_PARSE_MULT,
+		              BX_PARSE_FLOOR);
+		return false;
+	}
+	return true;
+}
+
 void bx_dispatch(bx_server *srv, const bx_request *req, bx_response *res)
 {
+	size_t cost = 0;
+	if (req->len && !census_ok(srv, req, res, &cost))
+		return;
 	size_t end = 0;
 	enum json_tokener_error jerr = json_tokener_success;
 	json_object *root = bx_json_parse(req->body, req->len, &end, &jerr);
@@ -172,7 +231,7 @@ void bx_dispatch(bx_server *srv, const bx_request *req, bx_response *res)
 		return;
 	}
 	if (jerr != json_tokener_success || !root) {
-		json_object_put(root);
+		put_tree(root, cost);
 		res->status = 400;
 		bx_buf_printf(&res->body, "invalid JSON in request body: %s\n",
 		              req->len ? json_tokener_error_desc(jerr) : "empty body");
@@ -181,7 +240,7 @@ void bx_dispatch(bx_server *srv, const bx_request *req, bx_response *res)
 	for (; end < req->len; end++) {
 		char c = req->body[end];
 		if (c != ' ' && c != '\t' && c != '\r' && c != '\n') {
-			json_object_put(root);
+			put_tree(root, cost);
 			fail(res, 400, "invalid JSON in request body: trailing characters");
 			return;
 		}
@@ -194,17 +253,17 @@ void bx_dispatch(bx_server *srv, const bx_request *req, bx_response *res)
 	else if (json_object_is_type(root, json_type_object))
 		count = 1;
 	else {
-		json_object_put(root);
+		put_tree(root, cost);
 		fail(res, 400, "a Bayeux request body is a JSON array of message objects");
 		return;
 	}
 	if (count == 0) {
-		json_object_put(root);
+		put_tree(root, cost);
 		fail(res, 400, "a Bayeux request body needs at least one message");
 		return;
 	}
 	if (count > srv->cfg.max_batch) {
-		json_object_put(root);
+		put_tree(root, cost);
 		res->status = 400;
 		bx_buf_printf(&res->body, "too many messages in one request: %zu (limit %zu)\n",
 		              count, srv->cfg.max_batch);
@@ -212,7 +271,7 @@ void bx_dispatch(bx_server *srv, const bx_request *req, bx_response *res)
 	}
 
 	if (count > 1 && batch_has_handshake(root, count)) {
-		json_object_put(root);
+		put_tree(root, cost);
 		fail(res, 400, "a /meta/handshake must be the only message in its request");
 		return;
 	}
@@ -223,7 +282,8 @@ void bx_dispatch(bx_server *srv, const bx_request *req, bx_response *res)
 	              .out = &res->body,
 	              .any = false,
 	              .count = count,
-	              .now = bx_now(srv)};
+	              .now = bx_now(srv),
+	              .wall = bx_wall_ms()};
 	bx_buf_putc(b.out, '[');
 	for (size_t i = 0; i < count; i++) {
 		json_object *m = json_object_is_type(root, json_type_array)
@@ -236,11 +296,13 @@ void bx_dispatch(bx_server *srv, const bx_request *req, bx_response *res)
 			continue;
 		}
 		read_message(m, &in);
+		if (in.chflags & BX_CH_META)
+			bx_timesync_read(&in.timesync, in.ext, b.wall);
 		handle(&b, &in);
 		if (res->hold)
 			break; /* a held connect is the only message of its request */
 	}
-	json_object_put(root);
+	put_tree(root, cost);
 	if (res->hold) {
 		bx_buf_free(&res->body);
 		return;

@@ -3,9 +3,11 @@
  * is queued, or park the request until a message, the poll timeout, a newer
  * connect, a disconnect or shutdown releases it.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ackq.h"
 #include "verbs.h"
 #include "table.h"
 #include "browser.h"
@@ -34,6 +36,30 @@ static bool eventsource_connect(const bx_in *in)
 	       strcmp(json_object_get_string(t), "eventsource") == 0;
 }
 
+/* ext.ack of a connect in ack mode: the last batch the client received;
+ * -1 when absent or not a non-negative integer (then nothing is dropped). */
+static int64_t client_ack(const bx_in *in)
+{
+	json_object *a;
+	if (!in->ext || !json_object_object_get_ex(in->ext, "ack", &a) ||
+	    !json_object_is_type(a, json_type_int))
+		return -1;
+	int64_t v = json_object_get_int64(a);
+	return v < 0 ? -1 : v;
+}
+
+/* Ack mode: writes every unacknowledged message (after a comma when
+ * `comma`) and the ext member "ack":<batch> closing the batch into ext.
+ * Returns how many messages were written. Caller holds s->lock. */
+static size_t send_acked(bx_session *s, bx_buf *out, bool comma, char *ext, size_t cap)
+{
+	size_t count = 0, fresh = 0;
+	uint64_t batch = bx_ackq_send(s->ack, out, comma, &count, &fresh, &s->srv->stats.m);
+	atomic_fetch_add(&s->srv->stats.deliveries, fresh);
+	snprintf(ext, cap, "\"ack\":%llu", (unsigned long long)batch);
+	return count;
+}
+
 void bx_meta_connect(bx_batch *b, bx_in *in)
 {
 	bx_server *srv = b->srv;
@@ -50,7 +76,15 @@ void bx_meta_connect(bx_batch *b, bx_in *in)
 	 * interval = the poll timeout, timeout 0). */
 	bool es = eventsource_connect(in) || s->sink;
 	bool advise = in->advice != NULL || !s->connected || es;
-	bool hold = !es && s->connected && !s->removed && b->count == 1 && s->qlen == 0 &&
+	/* Ack mode (PROTOCOL.md §8): the client's ext.ack drops what it
+	 * received; a connect that finds anything unacknowledged is answered
+	 * at once. */
+	bool ack = bx_session_ack_mode(s);
+	int64_t acked = ack ? client_ack(in) : -1;
+	if (acked >= 0)
+		bx_ackq_ack(s->ack, (uint64_t)acked);
+	size_t pending = ack ? bx_ackq_len(s->ack) : s->qlen;
+	bool hold = !es && s->connected && !s->removed && b->count == 1 && pending == 0 &&
 	            timeout > 0 && b->req->waker.suspend && !atomic_load(&srv->stopping);
 	s->connected = true;
 	/* A newer connect releases the older one (PROTOCOL.md §3). */
@@ -84,6 +118,7 @@ void bx_meta_connect(bx_batch *b, bx_in *in)
 			h->deadline = b->now + timeout;
 			h->tr = bx_tr_of(b->req->transport);
 			memcpy(h->id_json, in->id_json, sizeof h->id_json);
+			h->timesync = in->timesync;
 			h->waker.suspend(h->waker.arg);
 			s->hold = h;
 			atomic_fetch_add(&srv->stats.held_now, 1);
@@ -96,10 +131,15 @@ void bx_meta_connect(bx_batch *b, bx_in *in)
 		}
 	}
 
-	/* Answer now: queued messages first (unless a stream sends them), then
-	 * the connect reply. */
-	if (!s->sink && bx_session_drain_locked(s, b->out, b->any) > 0)
+	/* Answer now: queued messages first (unless a stream sends them; in ack
+	 * mode always here), then the connect reply. */
+	char ext[32] = "";
+	if (ack) {
+		if (send_acked(s, b->out, b->any, ext, sizeof ext) > 0)
+			b->any = true;
+	} else if (!s->sink && bx_session_drain_locked(s, b->out, b->any) > 0) {
 		b->any = true;
+	}
 	if (b->any)
 		bx_buf_putc(b->out, ',');
 	b->any = true;
@@ -114,7 +154,8 @@ void bx_meta_connect(bx_batch *b, bx_in *in)
 		              (long long)srv->cfg.timeout_ms);
 	else if (advise)
 		bx_write_retry_advice(&advice, srv, multi || s->multi);
-	bx_write_connect_reply(b->out, srv, in->id_json, true, advise ? advice.data : NULL);
+	bx_write_connect_reply_ext(b->out, srv, in->id_json, true, advise ? advice.data : NULL, ext,
+	                           &in->timesync, in->timesync.present ? bx_wall_ms() : 0);
 	bx_buf_free(&advice);
 	if (multi) {
 		s->multi = true;
@@ -144,8 +185,12 @@ void bx_hold_finish(bx_server *srv, bx_hold *h, bx_response *res)
 	} else {
 		bx_buf *o = &res->body;
 		bx_buf_putc(o, '[');
-		/* An open stream sends the queue (it opened: BX_WAKE_STREAM). */
-		bool comma = !s->sink && bx_session_drain_locked(s, o, false) > 0;
+		/* An open stream sends the queue (it opened: BX_WAKE_STREAM); in
+		 * ack mode the connect reply always does. */
+		char ext[32] = "";
+		bool comma = bx_session_ack_mode(s)
+		                     ? send_acked(s, o, false, ext, sizeof ext) > 0
+		                     : !s->sink && bx_session_drain_locked(s, o, false) > 0;
 		if (comma)
 			bx_buf_putc(o, ',');
 		bx_buf advice;
@@ -157,7 +202,8 @@ void bx_hold_finish(bx_server *srv, bx_hold *h, bx_response *res)
 			bx_write_retry_advice(&advice, srv, false);
 			adv = advice.data;
 		}
-		bx_write_connect_reply(o, srv, h->id_json, true, adv);
+		bx_write_connect_reply_ext(o, srv, h->id_json, true, adv, ext, &h->timesync,
+		                           h->timesync.present ? bx_wall_ms() : 0);
 		bx_buf_free(&advice);
 		bx_buf_putc(o, ']');
 		if (!s->removed) {

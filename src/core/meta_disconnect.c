@@ -15,5 +15,5 @@ void bx_meta_disconnect(bx_batch *b, bx_in *in)
 	bx_session_remove(b->srv, s, BX_WAKE_DISCONNECT);
 	bx_session_unref(s);
 	bx_reply_open(b, in, "/meta/disconnect", true);
-	bx_buf_putc(b->out, '}');
+	bx_reply_close(b, in, NULL);
 }

@@ -78,6 +78,14 @@ static void refused(bx_server *srv, const char *error)
 	bx_metric_add(&srv->stats.m.hs_denied[bx_hs_deny_of(error)], 1);
 }
 
+/* True when the handshake's ext.ack is true (CometD's AckExtension.js). */
+static bool wants_ack(const bx_in *in)
+{
+	json_object *a;
+	return in->ext && json_object_object_get_ex(in->ext, "ack", &a) &&
+	       json_object_is_type(a, json_type_boolean) && json_object_get_boolean(a);
+}
+
 void bx_meta_handshake(bx_batch *b, bx_in *in)
 {
 	bx_server *srv = b->srv;
@@ -87,7 +95,8 @@ void bx_meta_handshake(bx_batch *b, bx_in *in)
 		bx_buf_puts(b->out, ",\"error\":\"301::connection_types_unsupported\","
 		                    "\"supportedConnectionTypes\":");
 		write_types(b->out, srv->conn_types);
-		bx_buf_puts(b->out, ",\"advice\":" BX_ADVICE_NONE "}");
+		bx_buf_puts(b->out, ",\"advice\":" BX_ADVICE_NONE);
+		bx_reply_close(b, in, NULL);
 		refused(srv, "301::connection_types_unsupported");
 		return;
 	}
@@ -124,6 +133,8 @@ void bx_meta_handshake(bx_batch *b, bx_in *in)
 	atomic_fetch_add(&srv->stats.handshakes, 1);
 	if (srv->api)
 		bx_api_session_event(srv, s, true);
+	/* The ack extension, asked for by the client (PROTOCOL.md §8). */
+	bool ack = wants_ack(in) && bx_session_ack_enable(s);
 	bx_reply_open(b, in, "/meta/handshake", true);
 	bx_buf *o = b->out;
 	bx_buf_puts(o, ",\"clientId\":\"");
@@ -133,7 +144,7 @@ void bx_meta_handshake(bx_batch *b, bx_in *in)
 	write_types(o, srv->conn_types);
 	bx_buf_puts(o, ",\"advice\":");
 	bx_write_retry_advice(o, srv, false);
-	bx_buf_putc(o, '}');
-	bx_debug("session %.6s… created", s->id);
+	bx_reply_close(b, in, ack ? "\"ack\":true" : NULL);
+	bx_debug("session %.6s… created%s", s->id, ack ? " (ack extension on)" : "");
 	bx_session_unref(s);
 }

@@ -51,7 +51,7 @@ static void reply(bx_batch *b, bx_in *in, const char *verb, json_object *sub, co
 		bx_buf_json_str(b->out, error, strlen(error));
 	}
 	echo(b->out, sub);
-	bx_buf_putc(b->out, '}');
+	bx_reply_close(b, in, NULL);
 }
 
 /* Checks one pattern; returns the error text, or NULL when it may be used.

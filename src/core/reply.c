@@ -38,6 +38,31 @@ void bx_reply_error(bx_batch *b, const bx_in *in, const char *error, const char 
 		bx_buf_puts(b->out, ",\"advice\":");
 		bx_buf_puts(b->out, advice);
 	}
+	bx_reply_close(b, in, NULL);
+}
+
+void bx_write_ext(bx_buf *out, const char *ext, const bx_timesync *ts, int64_t wall)
+{
+	bx_buf sync;
+	bx_buf_init(&sync);
+	bool has_sync = ts && bx_timesync_write(&sync, ts, wall);
+	bool members = ext && ext[0];
+	if (members || has_sync) {
+		bx_buf_puts(out, ",\"ext\":{");
+		if (members)
+			bx_buf_puts(out, ext);
+		if (members && has_sync)
+			bx_buf_putc(out, ',');
+		if (has_sync)
+			bx_buf_append(out, sync.data, sync.len);
+		bx_buf_putc(out, '}');
+	}
+	bx_buf_free(&sync);
+}
+
+void bx_reply_close(bx_batch *b, const bx_in *in, const char *ext)
+{
+	bx_write_ext(b->out, ext, &in->timesync, in->timesync.present ? bx_wall_ms() : 0);
 	bx_buf_putc(b->out, '}');
 }
 
@@ -57,6 +82,14 @@ void bx_write_retry_advice(bx_buf *out, const bx_server *srv, bool multiple_clie
 void bx_write_connect_reply(bx_buf *out, const bx_server *srv, const char *id_json, bool ok,
                             const char *advice)
 {
+	bx_write_connect_reply_ext(out, srv, id_json, ok, advice, NULL, NULL, 0);
+}
+
+void bx_write_connect_reply_ext(bx_buf *out, const bx_server *srv, const char *id_json, bool ok,
+                                const char *advice, const char *ext, const bx_timesync *ts,
+                                int64_t wall)
+{
+	(void)srv;
 	bx_buf_puts(out, "{\"channel\":\"/meta/connect\",\"successful\":");
 	bx_buf_puts(out, ok ? "true" : "false");
 	if (id_json && id_json[0]) {
@@ -67,6 +100,7 @@ void bx_write_connect_reply(bx_buf *out, const bx_server *srv, const char *id_js
 		bx_buf_puts(out, ",\"advice\":");
 		bx_buf_puts(out, advice);
 	}
+	bx_write_ext(out, ext, ts, wall);
 	bx_buf_putc(out, '}');
 }
 

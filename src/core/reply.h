@@ -16,6 +16,7 @@
 #include "msg.h"
 #include "server.h"
 #include "session.h"
+#include "timesync.h"
 
 /* Advice texts (PROTOCOL.md §3, §7). */
 #define BX_ADVICE_HANDSHAKE "{\"reconnect\":\"handshake\",\"interval\":0}"
@@ -30,6 +31,7 @@ typedef struct bx_batch {
 	bool any;     /* out holds at least one reply (the next needs a comma) */
 	size_t count; /* messages in the request */
 	int64_t now;
+	int64_t wall; /* wall clock (ms since 1970) when the request arrived */
 } bx_batch;
 
 /* One incoming message; pointers borrow from the parsed JSON. */
@@ -43,17 +45,29 @@ typedef struct bx_in {
 	const char *client_id;          /* NULL when missing */
 	size_t client_id_len;
 	json_object *advice, *data, *ext;
+	bx_timesync timesync; /* ext.timesync of a meta message (timesync.h) */
 } bx_in;
 
 /* Starts a reply object: {"channel":…,"successful":…,"id":… (no closing brace). */
 void bx_reply_open(bx_batch *b, const bx_in *in, const char *channel, bool ok);
 /* A complete failed reply with error text and optional advice JSON. */
 void bx_reply_error(bx_batch *b, const bx_in *in, const char *error, const char *advice);
+/* Ends a reply object opened with bx_reply_open(): ext (members as JSON
+ * text without braces, e.g. "\"ack\":true", or NULL) and the message's
+ * timesync (meta messages, PROTOCOL.md §8) in one "ext" object, then '}'. */
+void bx_reply_close(bx_batch *b, const bx_in *in, const char *ext);
+/* Appends ,"ext":{…} with members ext (or NULL) and timesync ts (or NULL)
+ * as of wall-clock `wall`; nothing when both are empty. */
+void bx_write_ext(bx_buf *out, const char *ext, const bx_timesync *ts, int64_t wall);
 /* Writes the retry advice the server gives on connect and handshake replies. */
 void bx_write_retry_advice(bx_buf *out, const bx_server *srv, bool multiple_clients);
 /* Writes a /meta/connect reply object (no leading comma). */
 void bx_write_connect_reply(bx_buf *out, const bx_server *srv, const char *id_json, bool ok,
                             const char *advice);
+/* The same with an ext object (see bx_write_ext). */
+void bx_write_connect_reply_ext(bx_buf *out, const bx_server *srv, const char *id_json, bool ok,
+                                const char *advice, const char *ext, const bx_timesync *ts,
+                                int64_t wall);
 
 /* Finds the message's session and refreshes its expiry; on failure writes
  * the 402 reply and returns NULL. The result holds a reference. */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ackq.h"
 #include "browser.h"
 #include "log.h"
 #include "server.h"
@@ -55,6 +56,8 @@ void bx_session_clear_locked(bx_session *s)
 		bx_msg_unref(s->q[(s->qhead + i) % s->qcap]);
 	s->qlen = s->qhead = 0;
 	free_history(s);
+	if (s->ack)
+		bx_ackq_free(s->ack);
 }
 
 void bx_session_ref(bx_session *s)
@@ -70,6 +73,10 @@ void bx_session_unref(bx_session *s)
 		bx_msg_unref(s->q[(s->qhead + i) % s->qcap]);
 	free(s->q);
 	free_history(s);
+	if (s->ack) {
+		bx_ackq_free(s->ack);
+		free(s->ack);
+	}
 	for (size_t i = 0; i < s->nsubs; i++)
 		free(s->subs[i]);
 	free(s->subs);
@@ -95,10 +102,39 @@ void bx_session_wake_locked(bx_session *s, int reason)
 	h->waker.resume(h->waker.arg);
 }
 
+bool bx_session_ack_enable(bx_session *s)
+{
+	bx_ackq *q = malloc(sizeof *q);
+	if (!q)
+		return false;
+	bx_ackq_init(q);
+	pthread_mutex_lock(&s->lock);
+	if (s->ack) {
+		free(q);
+	} else {
+		s->ack = q;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return true;
+}
+
 void bx_session_deliver(bx_session *s, bx_msg *m)
 {
 	pthread_mutex_lock(&s->lock);
 	if (s->removed) {
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	if (s->ack) {
+		/* Ack mode: kept until acknowledged, sent with connect replies
+		 * only (a sink is not kicked). */
+		uint64_t dropped = s->ack->dropped;
+		bx_ackq_push(s->ack, m, s->srv->cfg.max_queue);
+		if (s->ack->dropped != dropped) {
+			s->dropped += s->ack->dropped - dropped;
+			atomic_fetch_add(&s->srv->stats.dropped, s->ack->dropped - dropped);
+		}
+		bx_session_wake_locked(s, BX_WAKE_MESSAGE);
 		pthread_mutex_unlock(&s->lock);
 		return;
 	}

@@ -20,6 +20,7 @@
 #include "buf.h"
 #include "msg.h"
 #include "timer.h"
+#include "timesync.h"
 #include "waker.h"
 
 /* A client id: 22 base-62 characters, about 131 random bits (PROTOCOL.md §2). */
@@ -38,6 +39,7 @@ typedef struct bx_hold {
 	int tr;                         /* its transport (enum bx_tr), for /metrics */
 	int64_t deadline;               /* when the poll timeout releases it */
 	char id_json[BX_MSGID_MAX + 8]; /* the request's id as JSON text, or "" */
+	bx_timesync timesync;           /* the request's ext.timesync (timesync.h) */
 } bx_hold;
 
 /*
@@ -79,6 +81,8 @@ struct bx_session {
 	bx_msg **hist;  /* ring of messages sent on streams, for Last-Event-ID */
 	size_t hhead, hlen, hcap;
 	uint64_t seq; /* messages ever sent on this session's streams */
+	struct bx_ackq *ack; /* the ack extension is on (ackq.h): messages wait
+	                        there, not in q, until acknowledged; NULL: off */
 
 	bx_timer_ent timer; /* guarded by the timer lock */
 
@@ -89,6 +93,18 @@ struct bx_session {
 
 	bx_session *next; /* hash chain, guarded by the table lock */
 };
+
+/* True when the session acknowledges deliveries (the ack extension,
+ * PROTOCOL.md §8): every message then goes out with a /meta/connect reply
+ * only. A sink (an event stream, a WebSocket) must not send messages itself
+ * in ack mode; bx_session_deliver() wakes the held connect instead of
+ * kicking it. Caller holds s->lock. */
+static inline bool bx_session_ack_mode(const bx_session *s)
+{
+	return s->ack != NULL;
+}
+/* Turns the ack extension on for s (at handshake); false on OOM. */
+bool bx_session_ack_enable(bx_session *s);
 
 /* Fills out (size BX_ID_LEN + 1) with a fresh random base-62 id. */
 void bx_random_id(char *out);

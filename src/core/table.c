@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ackq.h"
 #include "hooks.h"
 #include "limits.h"
 #include "log.h"
@@ -145,7 +146,8 @@ void bx_session_remove(struct bx_server *srv, bx_session *s, int reason)
 	s->removed = true;
 	bx_session_wake_locked(s, reason);
 	bx_session_end_sink_locked(s, reason);
-	bx_metric_add(&srv->stats.m.msg_expired, s->qlen); /* never sent */
+	/* never sent, or (ack mode) never acknowledged */
+	bx_metric_add(&srv->stats.m.msg_expired, s->qlen + (s->ack ? bx_ackq_len(s->ack) : 0));
 	bx_session_clear_locked(s);
 	pthread_mutex_unlock(&s->lock);
 	if (bx_timer_cancel(&srv->timer, &s->timer))

@@ -5,6 +5,7 @@
 import {describe, test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import fs from 'node:fs';
 import {startDaemon, stopDaemonClean, SLOW} from './lib/daemon.mjs';
 import {RawSession, request} from './lib/wire.mjs';
 
@@ -16,6 +17,16 @@ let victim; // a session whose id the forged-id cases imitate
 const WATCH = `/watch/p${process.pid}`;
 let probeN = 0;
 const CASES = [];
+// The daemon's resident memory (docs/SECURITY.md, "Parse memory"): sampled every 5 ms
+// from /proc while the table runs; its growth over the baseline must stay under 50 MB.
+const MB = 1024 * 1024;
+let rssBase = 0;
+let rssPeak = 0;
+let rssTimer;
+function rssNow() {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${daemon.pid}/status`, 'utf8'));
+  return Number(m[1]) * 1024;
+}
 
 before(async () => {
   // --max-interval above the slowest case, so no session of ours expires mid-table.
@@ -31,9 +42,12 @@ before(async () => {
   await victim.handshake();
   await victim.connect({advice: {timeout: 0}});
   await victim.subscribe('/victim');
+  rssBase = rssPeak = rssNow();
+  rssTimer = setInterval(() => { rssPeak = Math.max(rssPeak, rssNow()); }, 5);
 });
 
 after(async () => {
+  clearInterval(rssTimer);
   await stopDaemonClean(daemon);
 });
 
@@ -337,6 +351,17 @@ describe('bad input: each case gets its documented answer and other clients keep
     assert.equal(r[0].successful, true);
     const res = await victim.connect({advice: {timeout: 0}});
     assert.ok(res.json?.some((m) => m.channel === '/victim' && m.data?.still === 'here'), res.text);
+  });
+
+  test('the whole table raised the daemon\'s RSS by less than 50 MB', (t) => {
+    clearInterval(rssTimer);
+    const end = rssNow();
+    rssPeak = Math.max(rssPeak, end);
+    const msg = `RSS ${(rssBase / MB).toFixed(1)} MB before the table, peak ${(rssPeak / MB).toFixed(1)} MB, ` +
+      `${(end / MB).toFixed(1)} MB after`;
+    t.diagnostic(msg);
+    console.log(`# bad input: ${msg}`);
+    assert.ok(rssPeak - rssBase < 50 * MB, msg);
   });
 
   test('U+0000 in data reached the watcher intact', {timeout: 20000}, async () => {
