@@ -47,7 +47,7 @@ static const char *parse_line(char *s, char **name, char **value)
 	while (is_space(*s))
 		s++;
 	if (*s != '=') {
-		if (name_end == n || (*s && !is_space(*s) && *s != '='))
+		if (name_end == n || strchr(s, '='))
 			return "a setting is 'name = value'; names use a-z, 0-9 and '-' (the long "
 			       "flags without their dashes)";
 		return "a setting is 'name = value': '=' is missing";

@@ -77,9 +77,13 @@ describe('--config FILE at start', () => {
       }
       const s = new RawSession(d.url);
       await s.handshake();
+      await s.connect(); // the first connect is answered at once
       const c = await s.connect();
       assert.ok(c.elapsedMs >= 1200 && c.elapsedMs < 4000 * SLOW, `timeout = 1500 from the file held ${c.elapsedMs} ms`);
-      assert.match(s.cookieHeader() && (await s.post([s.connectMessage()], {path: '/connect'})).headers['set-cookie']?.join() || 'Secure', /Secure|/);
+      const fresh = await request(d.url, {body: [{channel: '/meta/handshake', version: '1.0',
+        supportedConnectionTypes: ['long-polling'], id: newId()}]});
+      assert.match((fresh.headers['set-cookie'] || []).join(), /BAYEUX_BROWSER=.*;\s*Secure/i,
+        'cookie-secure = yes from the file');
     } finally {
       await stopDaemonClean(d);
     }
@@ -115,7 +119,8 @@ describe('--config FILE at start', () => {
   for (const [what, text, re] of bad) {
     test(`${what} stops the daemon with FILE:LINE and exit 2`, async () => {
       const conf = file(text);
-      const r = await runDaemonOnce(['--config', conf, '--listen', '127.0.0.1:0']);
+      // (--listen on the command line would win over the file's.)
+      const r = await runDaemonOnce(['--config', conf, ...(/listen/.test(what) ? [] : ['--listen', '127.0.0.1:0'])]);
       assert.equal(r.code, 2, `exit status (stderr: ${r.stderr})`);
       assert.match(r.stderr, re);
       if (!/ACL/.test(what)) assert.ok(r.stderr.includes(conf), `names the file: ${r.stderr}`);
@@ -166,10 +171,9 @@ describe('SIGHUP reloads', () => {
   });
 
   test('new ACL rules, publish token and log level apply; the session and its held connect stay', async () => {
-    assert.equal(await subscribeError(s, '/b/x'), '403::subscription_denied'.replace('subscription_denied', (await subscribeError(s, '/b/x')).split('::')[1] || 'x'));
     const deniedBefore = await subscribeError(s, '/b/x');
     assert.notEqual(deniedBefore, '', 'the first ACL denies /b/**');
-    assert.equal((await backendPublish(d, tokenA, '/a/x', {n: 0})).status, 200);
+    assert.equal((await backendPublish(d, tokenA, '/a/other', {n: 0})).status, 200);
 
     fs.writeFileSync(acl, aclB);
     fs.writeFileSync(tokenFile, `${tokenB}\n`);
@@ -207,7 +211,7 @@ describe('SIGHUP reloads', () => {
       [good + 'timeout = -5\n', () => {}, new RegExp(`${conf}:4: --timeout must be between`)],
       [good + 'nosuch = 1\n', () => {}, new RegExp(`${conf}:4: unknown setting 'nosuch'`)],
       [good.replace('log-level = debug', 'log-level = chatty'), () => {}, new RegExp(`${conf}:3: --log-level must be`)],
-      [good, () => fs.writeFileSync(acl, 'allow anyone subscribe /b/**\npermit everyone\n'), /--acl .*:2: a rule starts with allow or deny/],
+      [good, () => fs.writeFileSync(acl, 'allow anyone subscribe /b/**\npermit anyone subscribe /b/**\n'), /--acl .*:2: a rule starts with allow or deny/],
       [good, () => { fs.writeFileSync(acl, aclB); fs.writeFileSync(tokenFile, 'short\n'); }, /--publish-token-file .* must hold one token of 16 to/],
       [good, () => { fs.writeFileSync(tokenFile, `${tokenB}\n`); fs.rmSync(acl); }, /cannot read --acl/],
       [null, () => { fs.writeFileSync(acl, aclB); fs.rmSync(conf); }, /cannot read .*: No such file or directory/],

@@ -69,6 +69,7 @@ Test(config, an_empty_file_has_no_settings)
 Test(config, malformed_lines_say_file_line_and_why)
 {
 	parse_fails("listen = x\nlisten\n", "t.conf:2: a setting is 'name = value': '=' is missing");
+	parse_fails("timeout 5\n", "t.conf:1: a setting is 'name = value': '=' is missing");
 	parse_fails("= 8080\n", "t.conf:1: a setting is 'name = value': the name is missing");
 	parse_fails("\n\nListen = x\n", "t.conf:3: a setting is 'name = value'; names use a-z");
 	parse_fails("max body = 5\n", "t.conf:1: a setting is 'name = value'; names use");
