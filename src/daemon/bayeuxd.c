@@ -250,10 +250,12 @@ int main(int argc, char **argv)
 		li = -1;
 	}
 	/* The file's settings become arguments before the command line's. */
+	/* Static: they live as long as the process (cfg points into them), and
+	 * leak checkers see them when an error exits early. */
 	static bxd_conf conf;
+	static char **cargv, **nargv;
+	static unsigned *clines;
 	int cargc = 1;
-	char **cargv = NULL;
-	unsigned *clines = NULL;
 	if (config_path) {
 		char err[1024];
 		static const char *const deny[] = {"config", "help", "version", NULL};
@@ -263,7 +265,7 @@ int main(int argc, char **argv)
 			die_usage("%s%s", err, "");
 	}
 	int nargc = cargc + argc - 1;
-	char **nargv = calloc((size_t)nargc + 1, sizeof *nargv);
+	nargv = calloc((size_t)nargc + 1, sizeof *nargv);
 	if (!nargv)
 		return 1;
 	nargv[0] = argv[0];

@@ -54,13 +54,18 @@ Test(swap, readers_never_hold_a_value_the_writer_got_back)
 	unsigned replaced = 0;
 	struct timespec t0, now;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* The readers are running before the writer starts, and the race goes
+	 * on until both sides did plenty (3 s at most). */
+	struct timespec pause = {0, 1000000};
+	while (atomic_load(&reads) == 0)
+		nanosleep(&pause, NULL);
 	do {
 		val *old = bx_swap_replace(&sw, new_val(++replaced));
 		cr_assert_eq(old->n, replaced - 1, "values come back in order");
 		atomic_store(&old->magic, DEAD);
 		free(old);
 		clock_gettime(CLOCK_MONOTONIC, &now);
-	} while (replaced < 2000 && now.tv_sec - t0.tv_sec < 3);
+	} while ((replaced < 2000 || atomic_load(&reads) < 100000) && now.tv_sec - t0.tv_sec < 3);
 	atomic_store(&done, true);
 	for (int i = 0; i < 4; i++)
 		pthread_join(th[i], NULL);
