@@ -20,7 +20,7 @@
 
 typedef struct bx_swap {
 	_Atomic(void *) ptr;
-	atomic_uint gen;       /* parity chooses the readers' counter */
+	atomic_uint gen; /* parity chooses the readers' counter */
 	atomic_long readers[2];
 	pthread_mutex_t wlock; /* one writer at a time */
 } bx_swap;

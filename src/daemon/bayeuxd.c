@@ -405,18 +405,21 @@ int main(int argc, char **argv)
 
 	/* systemd (Type=notify): the listener is up. */
 	char state[512];
-	snprintf(state, sizeof state, "READY=1\nSTATUS=listening on http://%s%s%s:%u%s\nMAINPID=%ld",
-	         v6 ? "[" : "", cfg.listen_host, v6 ? "]" : "", bx_server_port(srv), cfg.path,
-	         (long)getpid());
+	snprintf(state, sizeof state,
+	         "READY=1\nSTATUS=listening on http://%s%s%s:%u%s\nMAINPID=%ld", v6 ? "[" : "",
+	         cfg.listen_host, v6 ? "]" : "", bx_server_port(srv), cfg.path, (long)getpid());
 	int nrc = bxd_notify(state);
 	if (nrc < 0)
 		bx_warn("cannot notify systemd at NOTIFY_SOCKET=%s: %s", getenv("NOTIFY_SOCKET"),
 		        strerror(-nrc));
 
-	bxd_reload reload = {.config_path = config_path, .opts = opts, .given = given_on_cli,
-	                     .srv = srv, .sec = security};
-	if (bxd_reload_init(&reload, sec.acl_file, sec.auth_secret_file, token_path,
-	                    cfg.log_level, config_path ? &conf : NULL) != 0)
+	bxd_reload reload = {.config_path = config_path,
+	                     .opts = opts,
+	                     .given = given_on_cli,
+	                     .srv = srv,
+	                     .sec = security};
+	if (bxd_reload_init(&reload, sec.acl_file, sec.auth_secret_file, token_path, cfg.log_level,
+	                    config_path ? &conf : NULL) != 0)
 		bx_warn("out of memory: SIGHUP may not reload");
 
 	int sig = 0;

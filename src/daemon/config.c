@@ -141,7 +141,8 @@ int bxd_conf_parse(bxd_conf *c, const char *path, const char *text, size_t len, 
 		}
 		if (name) {
 			if (c->n == BXD_CONF_ITEMS_MAX) {
-				fail_at(err, errlen, path, line, "more than 4096 settings in one file");
+				fail_at(err, errlen, path, line,
+				        "more than 4096 settings in one file");
 				goto fail;
 			}
 			if (c->n == cap) {
@@ -271,7 +272,8 @@ int bxd_conf_argv(const bxd_conf *c, const struct option *opts, const char *cons
 		ln[k] = it->line;
 		v[k++] = p;
 		p += sprintf(p, o->has_arg == no_argument ? "--%s" : "--%s=%s", it->name,
-		             it->value) + 1;
+		             it->value) +
+		     1;
 		continue;
 	fail_why:
 		fail_at(err, errlen, c->path, it->line, why);

@@ -25,9 +25,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define BXD_CONF_LINE_MAX  4096        /* bytes in one line, without its newline */
+#define BXD_CONF_LINE_MAX  4096          /* bytes in one line, without its newline */
 #define BXD_CONF_FILE_MAX  (1024 * 1024) /* bytes in one file */
-#define BXD_CONF_ITEMS_MAX 4096        /* settings in one file */
+#define BXD_CONF_ITEMS_MAX 4096          /* settings in one file */
 
 typedef struct bxd_conf_item {
 	const char *name;  /* into bxd_conf.text */
@@ -36,8 +36,8 @@ typedef struct bxd_conf_item {
 } bxd_conf_item;
 
 typedef struct bxd_conf {
-	char *path;  /* as given, for messages */
-	char *text;  /* our copy of the file, cut into names and values */
+	char *path; /* as given, for messages */
+	char *text; /* our copy of the file, cut into names and values */
 	bxd_conf_item *items;
 	size_t n;
 } bxd_conf;

@@ -30,8 +30,8 @@ int bxd_notify(const char *state)
 	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n +
-	                            (name[0] == '@' ? 0 : 1));
+	socklen_t len =
+	        (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + (name[0] == '@' ? 0 : 1));
 	ssize_t w = sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa, len);
 	int rc = w < 0 ? -errno : 1;
 	close(fd);
@@ -44,6 +44,7 @@ int bxd_notify_reloading(void)
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	char msg[96];
 	snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%llu",
-	         (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
+	         (unsigned long long)ts.tv_sec * 1000000ULL +
+	                 (unsigned long long)ts.tv_nsec / 1000);
 	return bxd_notify(msg);
 }

@@ -165,7 +165,8 @@ static void name_restart_changes(const bxd_reload *r, const bxd_conf *now)
 			if (!first || is_live(name) || (r->given && r->given(r->given_arg, name)))
 				continue;
 			if (values_differ(&r->conf, now, name))
-				bx_warn("reload: '%s' changed in %s: it takes effect at the next restart",
+				bx_warn("reload: '%s' changed in %s: it takes effect at the next "
+				        "restart",
 				        name, r->config_path);
 		}
 }
@@ -183,7 +184,8 @@ static int check_limits(const bxd_conf *c, char *err, size_t errlen)
 			errno = 0;
 			long long v = strtoll(c->items[i].value, &end, 10);
 			if (errno || *end || end == c->items[i].value || v < l->min || v > l->max) {
-				snprintf(err, errlen, "%s:%u: --%s must be between %lld and %lld (%s), got '%s'",
+				snprintf(err, errlen,
+				         "%s:%u: --%s must be between %lld and %lld (%s), got '%s'",
 				         c->path, c->items[i].line, l->flag, (long long)l->min,
 				         (long long)l->max, l->unit, c->items[i].value);
 				return -1;
@@ -236,8 +238,8 @@ int bxd_reload_run(bxd_reload *r)
 		unsigned *lines;
 		int argc;
 		static const char *const deny[] = {"config", "help", "version", NULL};
-		if (bxd_conf_argv(&c, r->opts, deny, NULL, NULL, "bayeuxd", &argv, &argc, &lines, err,
-		                  sizeof err) != 0)
+		if (bxd_conf_argv(&c, r->opts, deny, NULL, NULL, "bayeuxd", &argv, &argc, &lines,
+		                  err, sizeof err) != 0)
 			goto refuse;
 		free(argv);
 		free(lines);
@@ -317,7 +319,8 @@ int bxd_reload_run(bxd_reload *r)
 		r->level = level;
 	}
 	if (acl) {
-		bool changed = !same_str(ap, r->acl) || memcmp(acl_hash, r->acl_hash, sizeof acl_hash);
+		bool changed =
+		        !same_str(ap, r->acl) || memcmp(acl_hash, r->acl_hash, sizeof acl_hash);
 		if (bx_security_set_acl(r->sec, acl) != 0) { /* cannot happen: checked above */
 			bx_acl_free(acl);
 			acl = NULL;
@@ -339,8 +342,9 @@ int bxd_reload_run(bxd_reload *r)
 	bool token_changed = (tp != NULL) != (r->token != NULL) ||
 	                     (tp && memcmp(token_hash, r->token_hash, sizeof token_hash));
 	if (bx_server_set_publish_token(r->srv, tp ? token : NULL) == 0) {
-		bx_info("reload: publish token: %s",
-		        !tp ? (r->token ? "removed" : "none") : token_changed ? "changed" : "unchanged");
+		bx_info("reload: publish token: %s", !tp ? (r->token ? "removed" : "none")
+		                                     : token_changed ? "changed"
+		                                                     : "unchanged");
 		if (tp)
 			memcpy(r->token_hash, token_hash, sizeof token_hash);
 	} else {

@@ -18,8 +18,8 @@
 #include "security/security.h"
 
 typedef struct bxd_reload {
-	const char *config_path; /* --config, or NULL */
-	const struct option *opts; /* the daemon's options (names are settings) */
+	const char *config_path;                    /* --config, or NULL */
+	const struct option *opts;                  /* the daemon's options (names are settings) */
 	bool (*given)(void *arg, const char *name); /* true: on the command line */
 	void *given_arg;
 	bx_server *srv;

@@ -346,8 +346,8 @@ struct bx_security {
 	/* Both replaced while the server runs (bx_security_set_key/_acl) under
 	 * readers that never wait: a handshake, subscribe or publish reads them
 	 * between bx_swap_enter() and bx_swap_leave(), never locking. */
-	bx_swap key; /* sec_key *, or NULL without --auth */
-	bx_swap acl; /* bx_acl *, or NULL without --acl */
+	bx_swap key;          /* sec_key *, or NULL without --auth */
+	bx_swap acl;          /* bx_acl *, or NULL without --acl */
 	pthread_mutex_t lock; /* guards the grant table and `pending` */
 	grant_ent *grants[GRANT_BUCKETS];
 	pending_ent *pending;
@@ -447,8 +447,7 @@ static bx_grant *handshake_grant(bx_security *sec, const bx_message *m)
 	bx_grant *g = NULL;
 	if (o && json_object_object_get_ex(o, "auth", &auth) &&
 	    json_object_object_get_ex(auth, "token", &tok) &&
-	    json_object_is_type(tok, json_type_string))
-	{
+	    json_object_is_type(tok, json_type_string)) {
 		unsigned ticket;
 		const sec_key *k = bx_swap_enter(&sec->key, &ticket);
 		if (k)
@@ -503,10 +502,10 @@ static bool policy(void *arg, enum bx_policy_op op, bx_session *s, const char *c
 		return true;
 	unsigned ticket;
 	const bx_acl *acl = bx_swap_enter(&sec->acl, &ticket);
-	bool ok = !acl || bx_acl_allows(acl, g ? g->sub : NULL,
-	                                op == BX_POLICY_SUBSCRIBE ? BX_ACL_SUBSCRIBE
-	                                                          : BX_ACL_PUBLISH,
-	                                channel);
+	bool ok =
+	        !acl || bx_acl_allows(acl, g ? g->sub : NULL,
+	                              op == BX_POLICY_SUBSCRIBE ? BX_ACL_SUBSCRIBE : BX_ACL_PUBLISH,
+	                              channel);
 	bx_swap_leave(&sec->acl, ticket);
 	return ok;
 }

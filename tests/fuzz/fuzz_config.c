@@ -20,10 +20,10 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const struct option opts[] = {
-        {"listen", required_argument, NULL, 1},  {"timeout", required_argument, NULL, 2},
+        {"listen", required_argument, NULL, 1},       {"timeout", required_argument, NULL, 2},
         {"allow-origin", required_argument, NULL, 3}, {"cookie-secure", no_argument, NULL, 4},
-        {"acl", required_argument, NULL, 5},     {"log-level", required_argument, NULL, 6},
-        {"config", required_argument, NULL, 7},  {NULL, 0, NULL, 0},
+        {"acl", required_argument, NULL, 5},          {"log-level", required_argument, NULL, 6},
+        {"config", required_argument, NULL, 7},       {NULL, 0, NULL, 0},
 };
 static const char *const deny[] = {"config", NULL};
 
@@ -52,8 +52,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	unsigned last = 0;
 	for (size_t i = 0; i < c.n; i++) {
 		const bxd_conf_item *it = &c.items[i];
-		if (!it->name[0] || strspn(it->name, "abcdefghijklmnopqrstuvwxyz0123456789-") !=
-		                            strlen(it->name))
+		if (!it->name[0] ||
+		    strspn(it->name, "abcdefghijklmnopqrstuvwxyz0123456789-") != strlen(it->name))
 			abort();
 		if (!it->value[0] || strchr(it->value, '\n') || it->line < last ||
 		    it->line > lines_in)

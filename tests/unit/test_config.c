@@ -14,8 +14,8 @@ static bxd_conf parse_ok(const char *text)
 {
 	bxd_conf c;
 	char err[512] = "";
-	cr_assert_eq(bxd_conf_parse(&c, "t.conf", text, strlen(text), err, sizeof err), 0,
-	             "%s", err);
+	cr_assert_eq(bxd_conf_parse(&c, "t.conf", text, strlen(text), err, sizeof err), 0, "%s",
+	             err);
 	return c;
 }
 
@@ -68,7 +68,8 @@ Test(config, an_empty_file_has_no_settings)
 
 Test(config, malformed_lines_say_file_line_and_why)
 {
-	parse_fails("listen = x\nlisten\n", "t.conf:2: a setting is 'name = value': '=' is missing");
+	parse_fails("listen = x\nlisten\n",
+	            "t.conf:2: a setting is 'name = value': '=' is missing");
 	parse_fails("timeout 5\n", "t.conf:1: a setting is 'name = value': '=' is missing");
 	parse_fails("= 8080\n", "t.conf:1: a setting is 'name = value': the name is missing");
 	parse_fails("\n\nListen = x\n", "t.conf:3: a setting is 'name = value'; names use a-z");
@@ -132,9 +133,9 @@ Test(config, booleans)
 }
 
 static const struct option opts[] = {
-        {"listen", required_argument, NULL, 1}, {"allow-origin", required_argument, NULL, 2},
+        {"listen", required_argument, NULL, 1},  {"allow-origin", required_argument, NULL, 2},
         {"cookie-secure", no_argument, NULL, 3}, {"acl", required_argument, NULL, 4},
-        {"config", required_argument, NULL, 5}, {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 5},  {NULL, 0, NULL, 0},
 };
 static const char *const deny[] = {"config", "help", NULL};
 
@@ -186,8 +187,8 @@ static void argv_fails(const char *text, const char *want)
 	char **argv, err[256] = "";
 	unsigned *lines;
 	int argc;
-	cr_assert_eq(bxd_conf_argv(&c, opts, deny, NULL, NULL, "bayeuxd", &argv, &argc, &lines,
-	                           err, sizeof err),
+	cr_assert_eq(bxd_conf_argv(&c, opts, deny, NULL, NULL, "bayeuxd", &argv, &argc, &lines, err,
+	                           sizeof err),
 	             -1, "accepted %s", text);
 	cr_assert(strstr(err, want), "got '%s', want '%s'", err, want);
 	bxd_conf_free(&c);
@@ -197,9 +198,11 @@ Test(config, unknown_denied_and_bad_boolean_names_say_file_line_and_why)
 {
 	argv_fails("listen = x\n\nlistn = y\n", "t.conf:3: unknown setting 'listn'");
 	argv_fails("lis = y\n", "t.conf:1: unknown setting 'lis'"); /* no abbreviations */
-	argv_fails("config = /etc/other.conf\n", "t.conf:1: 'config' cannot be set in a config file");
+	argv_fails("config = /etc/other.conf\n",
+	           "t.conf:1: 'config' cannot be set in a config file");
 	argv_fails("help = yes\n", "t.conf:1: 'help' cannot be set");
-	argv_fails("cookie-secure = sure\n", "t.conf:1: 'cookie-secure' takes yes or no, got 'sure'");
+	argv_fails("cookie-secure = sure\n",
+	           "t.conf:1: 'cookie-secure' takes yes or no, got 'sure'");
 }
 
 Test(config, read_says_why_a_file_cannot_be_read)
