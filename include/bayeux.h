@@ -185,6 +185,17 @@ int bx_publish(bx_server *srv, const char *channel, const char *data, size_t len
  */
 void bx_server_stop(bx_server *srv);
 
+/*
+ * Replaces the backend publish token (bx_config.publish_token) while the
+ * server runs, or removes it when token is NULL (then only
+ * allow_local_publish, if set, lets backends publish). token is copied; it
+ * must be 16 to 4096 characters with no white space. Requests being
+ * authorized at the moment finish with the old token; no request waits for
+ * the swap. Callable from any thread, before or after bx_server_start().
+ * Returns 0, -BX_EINVAL (the token's length or characters), -BX_ENOMEM.
+ */
+int bx_server_set_publish_token(bx_server *srv, const char *token);
+
 /* Stops (if needed) and frees the server and every session. NULL is ignored. */
 void bx_server_free(bx_server *srv);
 

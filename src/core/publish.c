@@ -31,7 +31,7 @@ size_t bx_broadcast(bx_server *srv, const char *channel, size_t len, bx_msg *m)
 static void deny_sessionless(bx_batch *b, bx_in *in)
 {
 	const char *hint =
-	        b->srv->publish_token
+	        bx_swap_peek(&b->srv->publish_token)
 	                ? "a publish with no clientId needs the publish token: send "
 	                  "'Authorization: Bearer <token>', or handshake first"
 	                : "publishing with no clientId is off on this server: handshake first, "

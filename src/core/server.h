@@ -16,6 +16,7 @@
 #include "browser.h"
 #include "router.h"
 #include "stats.h"
+#include "swap.h"
 #include "table.h"
 #include "timer.h"
 
@@ -51,7 +52,9 @@ struct bx_server {
 	struct bx_static *web; /* static file folders (static.c), or NULL: none */
 	bx_stats stats;
 
-	char *publish_token; /* our copy of cfg.publish_token, or NULL */
+	/* Our copy of cfg.publish_token (a char *, or NULL), replaced while the
+	 * server runs by bx_server_set_publish_token() (http/backend.c). */
+	bx_swap publish_token;
 	struct bx_api *api;  /* hooks of the embedding program (hooks.h), or NULL */
 	struct bx_peers *peers; /* limits per client address (limits.c) */
 	struct bx_bus *bus;     /* the cluster bus (bus.h), or NULL: one node */

@@ -11,11 +11,15 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "bayeux.h"
 #include "core/settings.h"
 #include "core/log.h"
 #include "security/security.h"
+#include "config.h"
+#include "notify.h"
+#include "reload.h"
 
 #define EXIT_USAGE 2
 
@@ -23,6 +27,9 @@ static void usage(FILE *f)
 {
 	fprintf(f, "Usage: bayeuxd [OPTION]...\n"
 	           "A Bayeux (CometD) message broker: long polling for CometD and Faye clients.\n\n"
+	           "  --config FILE        read settings from FILE: 'name = value' lines, names\n"
+	           "                       are the long flags without dashes (man bayeuxd);\n"
+	           "                       flags given here win over the file\n"
 	           "  --listen HOST:PORT   address to serve (default 127.0.0.1:8080; port 0 picks\n"
 	           "                       a free one; [::1]:8080 for IPv6)\n"
 	           "  --metrics-listen HOST:PORT\n"
@@ -68,13 +75,18 @@ static void usage(FILE *f)
 	fprintf(f, "  --help               show this help and exit\n"
 	           "  --version            show the version and exit\n\n"
 	           "SIGINT or SIGTERM answers every held connect and exits (after --shutdown-delay:\n"
-	           "/healthz answers 503 meanwhile).\n"
+	           "/healthz answers 503 meanwhile). SIGHUP re-reads --config and the files of\n"
+	           "--acl, --auth-secret-file, --publish-token-file and applies them with\n"
+	           "--log-level, keeping every session.\n"
 	           "'bayeuxd token --help' tells how to mint --auth hmac tokens.\n");
 }
 
+/* "FILE:LINE: " while parsing a setting of --config, else "". */
+static char where[1100];
+
 static void die_usage(const char *fmt, const char *a, const char *b)
 {
-	fprintf(stderr, "bayeuxd: ");
+	fprintf(stderr, "bayeuxd: %s", where);
 	fprintf(stderr, fmt, a, b);
 	fprintf(stderr, "\nTry 'bayeuxd --help'.\n");
 	exit(EXIT_USAGE);
@@ -116,8 +128,8 @@ static void parse_limit(const bx_limit *l, const char *arg, bx_config *cfg)
 	errno = 0;
 	long long v = strtoll(arg, &end, 10);
 	if (errno || *end || end == arg || v < l->min || v > l->max) {
-		fprintf(stderr, "bayeuxd: --%s must be between %lld and %lld (%s), got '%s'\n",
-		        l->flag, (long long)l->min, (long long)l->max, l->unit, arg);
+		fprintf(stderr, "bayeuxd: %s--%s must be between %lld and %lld (%s), got '%s'\n",
+		        where, l->flag, (long long)l->min, (long long)l->max, l->unit, arg);
 		fprintf(stderr, "Try 'bayeuxd --help'.\n");
 		exit(EXIT_USAGE);
 	}
@@ -155,37 +167,30 @@ static void parse_mount(char *arg, bx_web_mount *m)
 }
 
 enum { OPT_METRICS_LISTEN = 600 };
+enum { OPT_CONFIG = 650 };
 enum { OPT_LISTEN = 1000, OPT_PATH, OPT_LOG, OPT_HELP, OPT_VERSION, OPT_LIMIT0 };
 
-/* Reads the backend publish token from path into buf (trailing whitespace
- * dropped); exits with a message when it cannot. */
+/* Reads the backend publish token from path into buf; exits with a
+ * message when it cannot. */
 static void read_token_file(const char *path, char *buf, size_t buflen)
 {
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		fprintf(stderr, "bayeuxd: cannot read --publish-token-file '%s': %s\n", path,
-		        strerror(errno));
-		exit(EXIT_USAGE);
-	}
-	struct stat st;
-	if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
-		fprintf(stderr,
-		        "bayeuxd: warning: --publish-token-file '%s' is readable by other users; "
-		        "chmod 600 it\n",
-		        path);
-	size_t n = fread(buf, 1, buflen - 1, f);
-	bool more = fgetc(f) != EOF;
-	fclose(f);
-	buf[n] = '\0';
-	while (n && strchr(" \t\r\n", buf[n - 1]))
-		buf[--n] = '\0';
-	if (more || n == 0) {
-		fprintf(stderr,
-		        "bayeuxd: --publish-token-file '%s' must hold one token of 16 to %d "
-		        "characters, got %s\n",
-		        path, (int)buflen - 2, more ? "more" : "none");
-		exit(EXIT_USAGE);
-	}
+	char err[512];
+	if (bxd_read_token_file(path, buf, buflen, err, sizeof err) != 0)
+		die_usage("%s%s", err, "");
+}
+
+/* Flags given on the command line, by index in opts (they win over the
+ * config file). */
+static const struct option *cli_opts;
+static bool cli_given[128];
+
+static bool given_on_cli(void *arg, const char *name)
+{
+	(void)arg;
+	for (size_t i = 0; cli_opts[i].name; i++)
+		if (cli_given[i] && strcmp(cli_opts[i].name, name) == 0)
+			return true;
+	return false;
 }
 
 int main(int argc, char **argv)
@@ -200,8 +205,9 @@ int main(int argc, char **argv)
 	if (argc > 1 && strcmp(argv[1], "token") == 0)
 		return bx_token_command(argc - 1, argv + 1);
 
-	struct option opts[64];
+	static struct option opts[128];
 	size_t k = 0;
+	opts[k++] = (struct option){"config", required_argument, NULL, OPT_CONFIG};
 	opts[k++] = (struct option){"listen", required_argument, NULL, OPT_LISTEN};
 	opts[k++] = (struct option){"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN};
 	opts[k++] = (struct option){"path", required_argument, NULL, OPT_PATH};
@@ -226,10 +232,59 @@ int main(int argc, char **argv)
 		                            OPT_LIMIT0 + (int)i};
 	opts[k] = (struct option){0, 0, 0, 0};
 
-	int c;
+	/* First pass: which flags the command line gives (they win over the
+	 * file's lines of the same name) and --config. Errors are reported by
+	 * the second pass. */
+	int c, li = -1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	const char *config_path = NULL;
+	cli_opts = opts;
+	while ((c = getopt_long(argc, argv, "", opts, &li)) != -1) {
+		if (c == '?' || li < 0)
+			continue;
+		cli_given[li] = true;
+		if (c == OPT_CONFIG && config_path)
+			die_usage("--config may be given once%s%s", "", "");
+		if (c == OPT_CONFIG)
+			config_path = optarg;
+		li = -1;
+	}
+	/* The file's settings become arguments before the command line's. */
+	/* Static: they live as long as the process (cfg points into them), and
+	 * leak checkers see them when an error exits early. */
+	static bxd_conf conf;
+	static char **cargv, **nargv;
+	static unsigned *clines;
+	int cargc = 1;
+	if (config_path) {
+		char err[1024];
+		static const char *const deny[] = {"config", "help", "version", NULL};
+		if (bxd_conf_read(&conf, config_path, err, sizeof err) != 0 ||
+		    bxd_conf_argv(&conf, opts, deny, given_on_cli, NULL, argv[0], &cargv, &cargc,
+		                  &clines, err, sizeof err) != 0)
+			die_usage("%s%s", err, "");
+	}
+	int nargc = cargc + argc - 1;
+	nargv = calloc((size_t)nargc + 1, sizeof *nargv);
+	if (!nargv)
+		return 1;
+	nargv[0] = argv[0];
+	for (int i = 1; i < cargc; i++)
+		nargv[i] = cargv[i];
+	for (int i = 1; i < argc; i++)
+		nargv[cargc + i - 1] = argv[i];
+	const char *token_path = NULL;
+	optind = 0; /* glibc: start over */
+	while ((c = getopt_long(nargc, nargv, "", opts, NULL)) != -1) {
+		/* Settings of the file are single "--name=value" arguments. */
+		int at = optind - 1;
+		if (at >= 1 && at < cargc)
+			snprintf(where, sizeof where, "%s:%u: ", config_path, clines[at]);
+		else
+			where[0] = '\0';
 		switch (c) {
+		case OPT_CONFIG:
+			break;
 		case OPT_LISTEN:
 			parse_hostport("listen", optarg, host, sizeof host, &cfg.listen_port);
 			cfg.listen_host = host;
@@ -269,6 +324,7 @@ int main(int argc, char **argv)
 		case OPT_PUBLISH_TOKEN_FILE:
 			read_token_file(optarg, token, sizeof token);
 			cfg.publish_token = token;
+			token_path = optarg;
 			break;
 		case OPT_ALLOW_LOCAL_PUBLISH:
 			cfg.allow_local_publish = true;
@@ -290,17 +346,18 @@ int main(int argc, char **argv)
 			return 0;
 		case '?':
 			if (optopt)
-				die_usage("option '%s' needs a value%s", argv[optind - 1], "");
-			die_usage("unknown option '%s'%s", argv[optind - 1], "");
+				die_usage("option '%s' needs a value%s", nargv[optind - 1], "");
+			die_usage("unknown option '%s'%s", nargv[optind - 1], "");
 			break;
 		default:
 			if (c >= OPT_LIMIT0 && c < OPT_LIMIT0 + (int)bx_nlimits)
 				parse_limit(&bx_limits[c - OPT_LIMIT0], optarg, &cfg);
 		}
 	}
-	if (optind < argc)
-		die_usage("unexpected argument '%s'%s", argv[optind], "");
-	char err[256];
+	where[0] = '\0';
+	if (optind < nargc)
+		die_usage("unexpected argument '%s'%s", nargv[optind], "");
+	char err[1024];
 	if (bx_config_check(&cfg, err, sizeof err) != 0)
 		die_usage("%s%s", err, "");
 
@@ -309,6 +366,7 @@ int main(int argc, char **argv)
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
@@ -345,13 +403,39 @@ int main(int argc, char **argv)
 		        cfg.web_root);
 	}
 
+	/* systemd (Type=notify): the listener is up. */
+	char state[512];
+	snprintf(state, sizeof state,
+	         "READY=1\nSTATUS=listening on http://%s%s%s:%u%s\nMAINPID=%ld", v6 ? "[" : "",
+	         cfg.listen_host, v6 ? "]" : "", bx_server_port(srv), cfg.path, (long)getpid());
+	int nrc = bxd_notify(state);
+	if (nrc < 0)
+		bx_warn("cannot notify systemd at NOTIFY_SOCKET=%s: %s", getenv("NOTIFY_SOCKET"),
+		        strerror(-nrc));
+
+	bxd_reload reload = {.config_path = config_path,
+	                     .opts = opts,
+	                     .given = given_on_cli,
+	                     .srv = srv,
+	                     .sec = security};
+	if (bxd_reload_init(&reload, sec.acl_file, sec.auth_secret_file, token_path, cfg.log_level,
+	                    config_path ? &conf : NULL) != 0)
+		bx_warn("out of memory: SIGHUP may not reload");
+
 	int sig = 0;
-	sigwait(&set, &sig);
+	while (sigwait(&set, &sig) == 0 && sig == SIGHUP)
+		bxd_reload_run(&reload);
+	bxd_notify("STOPPING=1\nSTATUS=stopping");
 	bx_info("%s received: answering held connects and stopping",
 	        sig == SIGINT ? "SIGINT" : "SIGTERM");
 	bx_server_stop(srv);
 	bx_server_free(srv);
 	bx_security_free(security);
+	bxd_reload_free(&reload);
+	bxd_conf_free(&conf);
+	free(cargv);
+	free(clines);
+	free(nargv);
 	bx_info("stopped");
 	return 0;
 }

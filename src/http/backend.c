@@ -20,6 +20,7 @@
 #include "core/json.h"
 #include "backend.h"
 #include "core/log.h"
+#include "core/settings.h"
 
 /*---- Authorization -------------------------------------------------------------*/
 
@@ -52,8 +53,13 @@ bool bx_http_bearer_ok(bx_server *srv, const char *authorization)
 {
 	size_t n = 0;
 	const char *t = bearer(authorization, &n);
-	return srv->publish_token && t &&
-	       same_secret(t, n, srv->publish_token, strlen(srv->publish_token));
+	if (!t || !bx_swap_peek(&srv->publish_token))
+		return false;
+	unsigned ticket;
+	const char *token = bx_swap_enter(&srv->publish_token, &ticket);
+	bool ok = token && same_secret(t, n, token, strlen(token));
+	bx_swap_leave(&srv->publish_token, ticket);
+	return ok;
 }
 
 bool bx_http_loopback(const struct sockaddr *sa)
@@ -88,6 +94,27 @@ bool bx_http_backend(bx_server *srv, struct MHD_Connection *conn)
 	const union MHD_ConnectionInfo *ci =
 	        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	return ci && bx_http_loopback(ci->client_addr);
+}
+
+/* Replaces the token under readers that never wait (bx_swap): a request
+ * being authorized finishes with the token it saw. */
+int bx_server_set_publish_token(bx_server *srv, const char *token)
+{
+	char *copy = NULL;
+	if (token) {
+		size_t n = strlen(token);
+		if (n < BX_PUBLISH_TOKEN_MIN || n > BX_PUBLISH_TOKEN_MAX ||
+		    strcspn(token, " \t\r\n") != n)
+			return -BX_EINVAL;
+		if (!(copy = strdup(token)))
+			return -BX_ENOMEM;
+	}
+	char *old = bx_swap_replace(&srv->publish_token, copy);
+	if (old) {
+		sodium_memzero(old, strlen(old));
+		free(old);
+	}
+	return 0;
 }
 
 /*---- POST /publish/<channel> ---------------------------------------------------*/

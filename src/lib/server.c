@@ -68,6 +68,7 @@ int bx_server_new(const bx_config *cfg, bx_server **out)
 	if (!srv)
 		return -BX_ENOMEM;
 	srv->cfg = *cfg;
+	bx_swap_init(&srv->publish_token, NULL);
 	srv->host = strdup(cfg->listen_host);
 	srv->path = strdup(cfg->path);
 	if (!srv->host || !srv->path || bx_router_init(&srv->router) != 0) {
@@ -107,7 +108,7 @@ int bx_server_new(const bx_config *cfg, bx_server **out)
 	}
 	/* Never kept as the caller's pointer: it is a secret they may wipe. */
 	srv->cfg.publish_token = NULL;
-	if (cfg->publish_token && !(srv->publish_token = strdup(cfg->publish_token))) {
+	if (cfg->publish_token && bx_server_set_publish_token(srv, cfg->publish_token) != 0) {
 		bx_server_free(srv);
 		return -BX_ENOMEM;
 	}
@@ -215,9 +216,10 @@ void bx_server_free(bx_server *srv)
 	bx_router_destroy(&srv->router);
 	bx_api_free(srv);
 	bx_peers_free(srv->peers);
-	if (srv->publish_token) {
-		sodium_memzero(srv->publish_token, strlen(srv->publish_token));
-		free(srv->publish_token);
+	char *token = bx_swap_destroy(&srv->publish_token);
+	if (token) {
+		sodium_memzero(token, strlen(token));
+		free(token);
 	}
 	free(srv->metrics_host);
 	free(srv->host);

@@ -36,6 +36,7 @@
 
 #include "core/channel.h"
 #include "core/log.h"
+#include "core/swap.h"
 #include "security.h"
 
 static const char token_domain[] = "bayeux-token-v1.";
@@ -334,11 +335,19 @@ typedef struct pending_ent {
 
 #define GRANT_BUCKETS 4096
 
+/* The HMAC key; replaced whole on reload. */
+typedef struct sec_key {
+	size_t len;
+	unsigned char key[BX_AUTH_SECRET_MAX];
+} sec_key;
+
 struct bx_security {
 	bool auth;
-	unsigned char key[BX_AUTH_SECRET_MAX];
-	size_t keylen;
-	bx_acl *acl;
+	/* Both replaced while the server runs (bx_security_set_key/_acl) under
+	 * readers that never wait: a handshake, subscribe or publish reads them
+	 * between bx_swap_enter() and bx_swap_leave(), never locking. */
+	bx_swap key;          /* sec_key *, or NULL without --auth */
+	bx_swap acl;          /* bx_acl *, or NULL without --acl */
 	pthread_mutex_t lock; /* guards the grant table and `pending` */
 	grant_ent *grants[GRANT_BUCKETS];
 	pending_ent *pending;
@@ -438,9 +447,15 @@ static bx_grant *handshake_grant(bx_security *sec, const bx_message *m)
 	bx_grant *g = NULL;
 	if (o && json_object_object_get_ex(o, "auth", &auth) &&
 	    json_object_object_get_ex(auth, "token", &tok) &&
-	    json_object_is_type(tok, json_type_string))
-		g = bx_token_verify(sec->key, sec->keylen, json_object_get_string(tok),
-		                    (size_t)json_object_get_string_len(tok), (int64_t)time(NULL));
+	    json_object_is_type(tok, json_type_string)) {
+		unsigned ticket;
+		const sec_key *k = bx_swap_enter(&sec->key, &ticket);
+		if (k)
+			g = bx_token_verify(k->key, k->len, json_object_get_string(tok),
+			                    (size_t)json_object_get_string_len(tok),
+			                    (int64_t)time(NULL));
+		bx_swap_leave(&sec->key, ticket);
+	}
 	json_object_put(o);
 	return g;
 }
@@ -483,11 +498,16 @@ static bool policy(void *arg, enum bx_policy_op op, bx_session *s, const char *c
 		          : any_covers(g->publish, g->npublish, channel)))
 			return false;
 	}
-	if (sec->acl)
-		return bx_acl_allows(sec->acl, g ? g->sub : NULL,
-		                     op == BX_POLICY_SUBSCRIBE ? BX_ACL_SUBSCRIBE : BX_ACL_PUBLISH,
-		                     channel);
-	return true;
+	if (!bx_swap_peek(&sec->acl))
+		return true;
+	unsigned ticket;
+	const bx_acl *acl = bx_swap_enter(&sec->acl, &ticket);
+	bool ok =
+	        !acl || bx_acl_allows(acl, g ? g->sub : NULL,
+	                              op == BX_POLICY_SUBSCRIBE ? BX_ACL_SUBSCRIBE : BX_ACL_PUBLISH,
+	                              channel);
+	bx_swap_leave(&sec->acl, ticket);
+	return ok;
 }
 
 /* Removes ext.auth from every message but the handshake: tokens go no
@@ -537,17 +557,28 @@ int bx_security_install(bx_server *srv, const bx_security_opts *o, bx_security *
 	if (!sec)
 		return -BX_ENOMEM;
 	pthread_mutex_init(&sec->lock, NULL);
+	bx_swap_init(&sec->key, NULL);
+	bx_swap_init(&sec->acl, NULL);
 	if (o->auth) {
 		sec->auth = true;
-		if (bx_read_secret_file("--auth-secret-file", o->auth_secret_file, sec->key,
-		                        sizeof sec->key, &sec->keylen, err, errlen) != 0) {
+		sec_key *k = malloc(sizeof *k);
+		if (!k || bx_read_secret_file("--auth-secret-file", o->auth_secret_file, k->key,
+		                              sizeof k->key, &k->len, err, errlen) != 0) {
+			if (!k)
+				snprintf(err, errlen, "out of memory");
+			free(k);
 			bx_security_free(sec);
 			return -BX_EINVAL;
 		}
+		bx_swap_replace(&sec->key, k);
 	}
-	if (o->acl_file && !(sec->acl = bx_acl_load(o->acl_file, err, errlen))) {
-		bx_security_free(sec);
-		return -BX_EINVAL;
+	if (o->acl_file) {
+		bx_acl *acl = bx_acl_load(o->acl_file, err, errlen);
+		if (!acl) {
+			bx_security_free(sec);
+			return -BX_EINVAL;
+		}
+		bx_swap_replace(&sec->acl, acl);
 	}
 	int rc = bx_server_set_policy(srv, policy, sec);
 	if (rc == 0)
@@ -561,6 +592,47 @@ int bx_security_install(bx_server *srv, const bx_security_opts *o, bx_security *
 	}
 	*out = sec;
 	return 0;
+}
+
+static void free_key(sec_key *k)
+{
+	if (k) {
+		sodium_memzero(k, sizeof *k);
+		free(k);
+	}
+}
+
+int bx_security_set_key(bx_security *sec, const unsigned char *key, size_t len)
+{
+	if (!sec || !sec->auth)
+		return -BX_ESTATE;
+	if (len < BX_AUTH_SECRET_MIN || len > BX_AUTH_SECRET_MAX)
+		return -BX_EINVAL;
+	sec_key *k = malloc(sizeof *k);
+	if (!k)
+		return -BX_ENOMEM;
+	memcpy(k->key, key, len);
+	k->len = len;
+	free_key(bx_swap_replace(&sec->key, k));
+	return 0;
+}
+
+int bx_security_set_acl(bx_security *sec, bx_acl *acl)
+{
+	if (!sec || !bx_swap_peek(&sec->acl) || !acl)
+		return -BX_ESTATE;
+	bx_acl_free(bx_swap_replace(&sec->acl, acl));
+	return 0;
+}
+
+bool bx_security_has_acl(bx_security *sec)
+{
+	return sec && bx_swap_peek(&sec->acl) != NULL;
+}
+
+bool bx_security_has_auth(const bx_security *sec)
+{
+	return sec && sec->auth;
 }
 
 void bx_security_free(bx_security *sec)
@@ -582,8 +654,8 @@ void bx_security_free(bx_security *sec)
 		free(sec->pending);
 		sec->pending = n;
 	}
-	bx_acl_free(sec->acl);
-	sodium_memzero(sec->key, sizeof sec->key);
+	bx_acl_free(bx_swap_destroy(&sec->acl));
+	free_key(bx_swap_destroy(&sec->key));
 	pthread_mutex_destroy(&sec->lock);
 	free(sec);
 }

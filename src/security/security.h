@@ -38,6 +38,30 @@ int bx_security_install(bx_server *srv, const bx_security_opts *o, bx_security *
                         size_t errlen);
 void bx_security_free(bx_security *sec);
 
+/*
+ * Reloads (the daemon's SIGHUP), while the server runs; no request waits
+ * for them: handshakes, subscribes and publishes read the key and the
+ * rules through a bx_swap (core/swap.h), and the old ones are freed once
+ * no request uses them.
+ *
+ * bx_security_set_key: the HMAC key of --auth hmac (len bytes, copied;
+ * BX_AUTH_SECRET_MIN to _MAX). Sessions keep the grants of the token they
+ * handshook with; new handshakes need tokens of the new key. Returns 0,
+ * -BX_ESTATE (sec is NULL or --auth is off: turning it on needs a restart),
+ * -BX_EINVAL (length), -BX_ENOMEM.
+ *
+ * bx_security_set_acl: the rules (from bx_acl_load(); taken over on
+ * success: do not free them). Returns 0, or -BX_ESTATE when sec has no ACL
+ * (turning --acl on or off needs a restart) or acl is NULL; the caller
+ * then still owns acl.
+ */
+int bx_security_set_key(bx_security *sec, const unsigned char *key, size_t len);
+typedef struct bx_acl bx_acl;
+int bx_security_set_acl(bx_security *sec, bx_acl *acl);
+/* Whether sec (may be NULL) has an ACL, and --auth hmac. */
+bool bx_security_has_acl(bx_security *sec);
+bool bx_security_has_auth(const bx_security *sec);
+
 /* The --auth and --acl lines of the daemon's --help. */
 void bx_security_usage(FILE *f);
 
