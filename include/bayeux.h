@@ -143,6 +143,16 @@ typedef struct bx_config {
 	int64_t shutdown_delay_ms; /* bx_server_stop() first turns /healthz to 503
 	                              and keeps serving this long, so a load
 	                              balancer stops sending clients; default 0 */
+	/* History and replay (README "History and replay"): channels matched by
+	 * a rule keep their last messages, which a subscribe's ext.replay and
+	 * GET /history/<channel> read back. */
+	const char *const *retain; /* rules "PATTERN=COUNT[,AGE]" (e.g.
+	                              "/chat/**=1000,24h"; the first that matches a
+	                              channel wins), default none; copied */
+	size_t n_retain;
+	const char *store_dir; /* keep history in LMDB in this folder (created if
+	                          missing): a publish is acknowledged once it is
+	                          on disk; default NULL = in memory */
 } bx_config;
 
 typedef struct bx_server bx_server;
