@@ -438,7 +438,7 @@ int bx_history_subscribe(bx_server *srv, bx_session *s, const char *pattern, siz
 		if (l.n)
 			qsort(l.v, l.n, sizeof *l.v, cmp_names);
 		for (size_t i = 0; i < l.n; i++) {
-			size_t len = l.len[i];
+			size_t len = strlen(l.v[i]); /* (sorted: l.len no longer lines up) */
 			const bx_retain_rule *rule = bx_history_rule(h, l.v[i], len);
 			/* A channel named on its own in ext.replay (the client's
 			 * last id of it) wins over the pattern's value. */
