@@ -153,6 +153,10 @@ typedef struct bx_config {
 	const char *store_dir; /* keep history in LMDB in this folder (created if
 	                          missing): a publish is acknowledged once it is
 	                          on disk; default NULL = in memory */
+	unsigned store_sync;   /* 1 (default): each write syncs data and LMDB's
+	                          meta page; 0: not the meta page (the last writes
+	                          may be lost to a power loss or OS crash, never
+	                          to the process dying) */
 } bx_config;
 
 typedef struct bx_server bx_server;

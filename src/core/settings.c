@@ -56,6 +56,9 @@ const bx_limit bx_limits[] = {
          "an SSE stream ends after this many bytes; the client reconnects; 0 = no limit"},
         {"sse-retry", "ms", BX_OPT_I64, F(sse_retry_ms), 1000, 0, 600000,
          "reconnection delay sent to SSE clients (the retry: field)"},
+        {"store-sync", "0 or 1", BX_OPT_UNSIGNED, F(store_sync), 1, 0, 1,
+         "--store: 1 syncs every write fully; 0 leaves LMDB's meta page unsynced (faster; the "
+         "last writes may be lost to a power loss, never to a crash of bayeuxd)"},
         {"sse-replay", "messages", BX_OPT_SIZE, F(sse_replay), 256, 0, 100000,
          "messages a session keeps so a reconnecting stream's Last-Event-ID gets what it missed"},
 };

@@ -5,6 +5,7 @@
 #ifndef BX_STORE_ENGINES_H
 #define BX_STORE_ENGINES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "bayeux.h"
@@ -17,10 +18,11 @@ int bx_store_memory_open(bx_store *out);
 /* LMDB in folder dir (created if missing): every append is durable (one
  * write transaction and sync shared by the appends that arrive together,
  * made by the engine's writer thread, which calls done). map_size is the
- * most bytes the file may hold (0: 1 GiB). Returns 0, or a negative BX_E*
+ * most bytes the file may hold (0: 1 GiB). full_sync false: the meta page
+ * is not synced (MDB_NOMETASYNC; see lmdb.c). Returns 0, or a negative BX_E*
  * code with the reason in err. */
-int bx_store_lmdb_open(const char *dir, size_t map_size, bx_store *out, char *err,
-                       size_t errlen);
+int bx_store_lmdb_open(const char *dir, size_t map_size, bool full_sync, bx_store *out,
+                       char *err, size_t errlen);
 
 struct bx_server;
 /* Parses cfg's --retain rules and opens the engine cfg->store_dir asks for

@@ -7,7 +7,10 @@
  *          every record of the channel was trimmed, so ids never go back
  * append() gives ids at once (under `lock`, from a cache of "last") and
  * queues the records; the writer thread takes everything queued, writes it
- * in ONE transaction whose commit syncs, then calls each append's done in
+ * in ONE transaction whose commit syncs (data, then the meta page; with
+ * full_sync off the meta page is not synced: MDB_NOMETASYNC, which loses the
+ * last transactions only to an operating-system crash or power loss, never
+ * to the process dying), then calls each append's done in
  * order: publishers that arrive while a sync runs share the next one (group
  * commit). Readers use their own read-only transactions (MDB_NOTLS: not tied
  * to a thread) and never wait for the writer.
@@ -435,8 +438,8 @@ static const bx_store_ops lmdb_ops = {
         .close = l_close,
 };
 
-int bx_store_lmdb_open(const char *dir, size_t map_size, bx_store *out, char *err,
-                       size_t errlen)
+int bx_store_lmdb_open(const char *dir, size_t map_size, bool full_sync, bx_store *out,
+                       char *err, size_t errlen)
 {
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
 		snprintf(err, errlen, "--store %s: cannot create the folder: %s", dir,
@@ -458,7 +461,7 @@ int bx_store_lmdb_open(const char *dir, size_t map_size, bx_store *out, char *er
 	if (rc == 0)
 		rc = mdb_env_set_mapsize(l->env, map_size ? map_size : (size_t)1 << 30);
 	if (rc == 0)
-		rc = mdb_env_open(l->env, dir, MDB_NOTLS, 0600);
+		rc = mdb_env_open(l->env, dir, MDB_NOTLS | (full_sync ? 0 : MDB_NOMETASYNC), 0600);
 	if (rc == 0)
 		rc = mdb_txn_begin(l->env, NULL, 0, &txn);
 	if (rc == 0)

@@ -48,7 +48,7 @@ static int open_lmdb(bx_store *st, bool fresh)
 		cr_assert_not_null(mkdtemp(dir));
 	}
 	char err[256];
-	int rc = bx_store_lmdb_open(dir, 64 << 20, st, err, sizeof err);
+	int rc = bx_store_lmdb_open(dir, 64 << 20, true, st, err, sizeof err);
 	cr_assert_eq(rc, 0, "lmdb open: %s", err);
 	return rc;
 }
@@ -330,7 +330,7 @@ Test(lmdb, unwritable_folder_is_a_clear_error)
 {
 	bx_store st;
 	char err[256] = "";
-	int rc = bx_store_lmdb_open("/proc/no-such/place", 0, &st, err, sizeof err);
+	int rc = bx_store_lmdb_open("/proc/no-such/place", 0, true, &st, err, sizeof err);
 	cr_expect_neq(rc, 0);
 	cr_expect(strstr(err, "--store /proc/no-such/place") != NULL, "%s", err);
 }
