@@ -185,7 +185,9 @@ unsigned bx_server_port(const bx_server *srv);
  * subscriber, as if a client had published it. Callable from any thread.
  * The message passes through the outgoing extensions, not through channel
  * listeners or the policy. Returns the number of subscribers it was queued
- * for (>= 0), -BX_ECHANNEL for a meta, service or wildcard channel or a
+ * for (>= 0; 0 on a channel a `retain` rule keeps: it is written to the
+ * history store and delivered, with its replay id, once durable; a failed
+ * write is logged), -BX_ECHANNEL for a meta, service or wildcard channel or a
  * malformed name, -BX_EJSON when data does not parse, -BX_EREJECTED when an
  * outgoing extension rejected it, or -BX_ENOMEM.
  */

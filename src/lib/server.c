@@ -174,6 +174,14 @@ int bx_publish(bx_server *srv, const char *channel, const char *data, size_t len
 	json_object_put(obj);
 	if (!m)
 		return err[0] ? -BX_EREJECTED : -BX_ENOMEM;
+	const bx_retain_rule *rule = bx_history_rule(srv->history, channel, chlen);
+	if (rule) {
+		/* Retained: appended, and delivered once durable (history.h). */
+		uint64_t id;
+		int rc = bx_history_publish(srv, rule, channel, chlen, m, NULL, NULL, &id);
+		bx_msg_unref(m);
+		return rc < 0 ? rc : 0;
+	}
 	size_t n = bx_broadcast(srv, channel, chlen, m);
 	bx_msg_unref(m);
 	return n > INT32_MAX ? INT32_MAX : (int)n;
