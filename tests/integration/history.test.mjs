@@ -375,6 +375,10 @@ describe('with --store (LMDB)', {skip}, () => {
         const max = Math.max(...ids);
         // Ids are dense: 1..max, each once.
         assert.equal(r.json.length, max);
+        // A subscriber replaying everything gets every acknowledged message, in order.
+        const {s} = await rawSubscribe(d2.url, ch, {[ch]: -2});
+        const replayed = (await drain(s, max)).messages.map((m) => m.ext.replayId);
+        assert.deepEqual(replayed, Array.from({length: max}, (_, i) => i + 1));
         const next = await backendPublish(d2.url, ch, {after: 'restart'});
         assert.equal(next.ext.replayId, max + 1, 'ids continue');
         console.log(`# kill -9 after ${n} acknowledged publishes: all ${n} replayed, ${max} stored`);
