@@ -13,6 +13,7 @@
 #include "router.h"
 #include "server.h"
 #include "session.h"
+#include "stats.h"
 
 /* Per channel: the last replay id delivered live in this process. A channel
  * gets an entry at its first append here, at (its first id - 1): every id
@@ -82,6 +83,20 @@ void bx_history_free(bx_history *h)
 	free(h->buckets);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
+}
+
+void bx_history_metrics(void *arg, bx_buf *out)
+{
+	bx_history *h = arg;
+	bx_prom_family(out, "bayeux_history_appended_total", "counter",
+	               "messages of retained channels handed to the history store");
+	bx_prom_sample(out, "bayeux_history_appended_total", NULL, atomic_load(&h->appended));
+	bx_prom_family(out, "bayeux_history_failed_total", "counter",
+	               "retained publishes the store could not make durable (answered 500)");
+	bx_prom_sample(out, "bayeux_history_failed_total", NULL, atomic_load(&h->failed));
+	bx_prom_family(out, "bayeux_history_replayed_total", "counter",
+	               "messages queued to subscribers by replays (ext.replay)");
+	bx_prom_sample(out, "bayeux_history_replayed_total", NULL, atomic_load(&h->replayed));
 }
 
 const bx_retain_rule *bx_history_rule(const bx_history *h, const char *channel, size_t len)
@@ -244,6 +259,8 @@ static void published(void *arg, int err)
 			c->delivered = id;
 	}
 	pthread_mutex_unlock(&h->lock);
+	if (err)
+		atomic_fetch_add(&h->failed, 1);
 	if (p->done)
 		p->done(p->arg, err, id);
 	pub_unref(p);

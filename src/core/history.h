@@ -77,7 +77,7 @@ typedef struct bx_history {
 	size_t nbuckets, count;
 	int64_t (*wall)(void); /* wall clock in ms (tests replace it) */
 	bool closed; /* under lock: the engine was closed (shutdown) */
-	_Atomic unsigned long long appended, replayed;
+	_Atomic unsigned long long appended, replayed, failed;
 } bx_history;
 
 /* Takes ownership of store (closed by bx_history_free). NULL on OOM. */
@@ -88,6 +88,11 @@ bx_history *bx_history_new(const bx_store *store, const bx_retain_rule *rules, s
 void bx_history_close(bx_history *h);
 /* Closes (if not done yet) and frees. NULL is accepted. */
 void bx_history_free(bx_history *h);
+
+/* Appends history's families to /metrics (a bx_metrics_fn; arg: the
+ * bx_history). */
+struct bx_buf;
+void bx_history_metrics(void *arg, struct bx_buf *out);
 
 /* The rule that retains channel, or NULL. */
 const bx_retain_rule *bx_history_rule(const bx_history *h, const char *channel, size_t len);

@@ -24,6 +24,11 @@ int bx_store_memory_open(bx_store *out);
 int bx_store_lmdb_open(const char *dir, size_t map_size, bool full_sync, bx_store *out,
                        char *err, size_t errlen);
 
+struct bx_buf;
+/* The LMDB engine's /metrics families (a bx_metrics_fn; self: its
+ * bx_store.self). */
+void bx_store_lmdb_metrics(void *self, struct bx_buf *out);
+
 struct bx_server;
 /* Parses cfg's --retain rules and opens the engine cfg->store_dir asks for
  * into srv->history (left NULL without rules). Returns 0, or a negative

@@ -21,9 +21,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 
 #include "bayeux.h"
+#include "core/stats.h"
 #include "engines.h"
 
 #define KEY_MAX 600 /* a channel name (at most 512 bytes), NUL, 8-byte id */
@@ -53,6 +55,8 @@ typedef struct lstore {
 	pthread_t writer;
 	idc **buckets;
 	size_t nbuckets, count;
+	/* /metrics (bx_store_lmdb_metrics): written by the writer only. */
+	atomic_uint_fast64_t commits, records;
 } lstore;
 
 static size_t hash(const char *p, size_t n)
@@ -276,6 +280,13 @@ static void *writer(void *arg)
 		l->tail = &l->head;
 		pthread_mutex_unlock(&l->lock);
 		int rc = write_batch(l, jobs);
+		uint64_t nrec = 0;
+		for (job *j = jobs; j; j = j->next)
+			nrec += j->n;
+		if (rc == 0) {
+			atomic_fetch_add(&l->commits, 1);
+			atomic_fetch_add(&l->records, nrec);
+		}
 		if (rc)
 			fprintf(stderr, "bayeuxd: history store write failed: %s\n", mdb_strerror(rc));
 		for (job *j = jobs, *next; j; j = next) {
@@ -427,6 +438,17 @@ static void l_close(void *self)
 	pthread_mutex_destroy(&l->lock);
 	pthread_cond_destroy(&l->cond);
 	free(l);
+}
+
+void bx_store_lmdb_metrics(void *self, bx_buf *out)
+{
+	lstore *l = self;
+	bx_prom_family(out, "bayeux_store_commits_total", "counter",
+	               "LMDB write transactions committed and synced (one per group of appends)");
+	bx_prom_sample(out, "bayeux_store_commits_total", NULL, atomic_load(&l->commits));
+	bx_prom_family(out, "bayeux_store_records_total", "counter",
+	               "records written; divided by commits: the mean group size");
+	bx_prom_sample(out, "bayeux_store_records_total", NULL, atomic_load(&l->records));
 }
 
 static const bx_store_ops lmdb_ops = {

@@ -9,6 +9,7 @@
 #include "core/history.h"
 #include "core/log.h"
 #include "core/server.h"
+#include "core/stats.h"
 #include "engines.h"
 
 int bx_history_open(struct bx_server *srv, const bx_config *cfg)
@@ -36,6 +37,9 @@ int bx_history_open(struct bx_server *srv, const bx_config *cfg)
 		st.ops->close(st.self);
 		return -BX_ENOMEM;
 	}
+	bx_metrics_add_source(&srv->stats.m, bx_history_metrics, srv->history);
+	if (cfg->store_dir)
+		bx_metrics_add_source(&srv->stats.m, bx_store_lmdb_metrics, st.self);
 	bx_info("history: %zu --retain rule%s, kept %s%s", cfg->n_retain,
 	        cfg->n_retain == 1 ? "" : "s", cfg->store_dir ? "in LMDB at " : "in memory",
 	        cfg->store_dir ? cfg->store_dir : "");

@@ -6,6 +6,7 @@
 // polling. Real daemon, real CometD client, raw wire where exact bytes matter.
 import {describe, test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
+import {execFileSync} from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -399,6 +400,35 @@ describe('with --store (LMDB)', {skip}, () => {
       assert.deepEqual(reply.ext, {replayGap: {'/s/x': {after: 1, resumedFrom: 3}}});
       assert.deepEqual((await drain(s, 3)).messages.map((m) => [m.data.i, m.ext.replayId]),
         [[3, 3], [4, 4], [5, 5]]);
+    } finally {
+      await stopDaemonClean(d);
+    }
+  });
+
+  test('concurrent publishes share commits (group commit), shown on /metrics', async () => {
+    const dir = path.join(tmp, 'store-group');
+    const d = await startDaemon(['--allow-local-publish', '--retain', '/g/**=1000', '--store', dir]);
+    try {
+      await Promise.all(Array.from({length: 50}, async (_, w) => {
+        for (let i = 0; i < 10; i++) await backendPublish(d.url, `/g/${w % 5}`, {w, i});
+      }));
+      const r = await request(`${origin(d.url)}/metrics`, {method: 'GET'});
+      assert.equal(r.status, 200);
+      const val = (name) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(r.text)[1]);
+      assert.equal(val('bayeux_history_appended_total'), 500);
+      const commits = val('bayeux_store_commits_total');
+      assert.equal(val('bayeux_store_records_total'), 500);
+      assert.ok(commits < 500, `${commits} commits for 500 records: no grouping`);
+      console.log(`# 50 concurrent publishers, 500 publishes: ${commits} commits ` +
+        `(${(500 / commits).toFixed(1)} records per sync)`);
+      let promtool = null;
+      try {
+        execFileSync('promtool', ['--version'], {stdio: 'ignore'});
+        promtool = 'promtool';
+      } catch { /* not installed: skip the format check */ }
+      if (promtool) {
+        execFileSync(promtool, ['check', 'metrics'], {input: r.text});
+      }
     } finally {
       await stopDaemonClean(d);
     }
