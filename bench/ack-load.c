@@ -106,8 +106,9 @@ static void *run(void *arg)
 			continue;
 		}
 		char body[128];
-		int bl = snprintf(body, sizeof body, "{\"w\":%d,\"i\":%llu,\"pad\":\"0123456789abcdef\"}",
-		                  w->id, (unsigned long long)i);
+		int bl = snprintf(body, sizeof body,
+		                  "{\"w\":%d,\"i\":%llu,\"pad\":\"0123456789abcdef\"}", w->id,
+		                  (unsigned long long)i);
 		int rl = snprintf(req, sizeof req,
 		                  "POST /publish%s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 		                  "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s",
@@ -155,8 +156,9 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--warmup"))
 			warmup = atof(argv[i + 1]);
 		else {
-			fprintf(stderr, "usage: ack-load [--port P] [--channel /c] [--publishers N] "
-			                "[--duration S] [--warmup S]\n");
+			fprintf(stderr,
+			        "usage: ack-load [--port P] [--channel /c] [--publishers N] "
+			        "[--duration S] [--warmup S]\n");
 			return 2;
 		}
 	}

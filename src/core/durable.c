@@ -211,5 +211,9 @@ void bx_pending_finish(bx_pending *p, bx_response *res)
 
 void bx_pending_abandon(bx_pending *p)
 {
+	/* The transport is gone: a callback still to come must not wake it. */
+	pthread_mutex_lock(&p->lock);
+	p->parked = false;
+	pthread_mutex_unlock(&p->lock);
 	pending_unref(p);
 }

@@ -211,7 +211,7 @@ bx_msg *bx_msg_with_replay_id(const char *json, size_t len, uint64_t id)
 typedef struct pub {
 	atomic_uint refs;
 	bx_server *srv;
-	bx_msg *raw; /* the delivered JSON without a replay id */
+	bx_msg *raw;             /* the delivered JSON without a replay id */
 	const bx_store_rec *rec; /* the caller's, while inside append */
 	uint64_t id;
 	bx_history_done_fn done;
@@ -293,8 +293,8 @@ int bx_history_publish(bx_server *srv, const bx_retain_rule *rule, const char *c
 	                    .min_time_ms = rule->age_ms ? now - rule->age_ms : INT64_MIN};
 	pthread_mutex_lock(&h->lock);
 	p->rec = &rec;
-	int rc = h->closed ? -BX_ESTATE
-	                   : h->store.ops->append(h->store.self, &rec, 1, published, p);
+	int rc =
+	        h->closed ? -BX_ESTATE : h->store.ops->append(h->store.self, &rec, 1, published, p);
 	if (rc == 0) {
 		p->rec = NULL; /* a done still to come reads p->id */
 		p->id = rec.id;
@@ -316,10 +316,10 @@ int bx_history_publish(bx_server *srv, const bx_retain_rule *rule, const char *c
 typedef struct replay_ctx {
 	bx_server *srv;
 	bx_session *s;
-	uint64_t bound;     /* the last id delivered live: stop after it */
-	int64_t min_time;   /* skip older (the rule's AGE) */
-	size_t left;        /* most messages still to queue */
-	uint64_t first;     /* first id queued, 0: none */
+	uint64_t bound;   /* the last id delivered live: stop after it */
+	int64_t min_time; /* skip older (the rule's AGE) */
+	size_t left;      /* most messages still to queue */
+	uint64_t first;   /* first id queued, 0: none */
 	size_t n;
 } replay_ctx;
 

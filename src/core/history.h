@@ -71,12 +71,12 @@ typedef struct bx_history {
 	bx_store store;
 	bx_retain_rule rules[BX_RETAIN_MAX];
 	size_t nrules;
-	pthread_mutex_t lock; /* recursive: a synchronous engine calls done from
-	                         inside append. Taken before the router's lock. */
+	pthread_mutex_t lock;   /* recursive: a synchronous engine calls done from
+	                           inside append. Taken before the router's lock. */
 	bx_hist_chan **buckets; /* under lock */
 	size_t nbuckets, count;
 	int64_t (*wall)(void); /* wall clock in ms (tests replace it) */
-	bool closed; /* under lock: the engine was closed (shutdown) */
+	bool closed;           /* under lock: the engine was closed (shutdown) */
 	_Atomic unsigned long long appended, replayed, failed;
 } bx_history;
 
@@ -117,7 +117,7 @@ typedef struct bx_replay_gap {
 } bx_replay_gap;
 
 typedef struct bx_replay_result {
-	size_t replayed; /* messages queued */
+	size_t replayed;     /* messages queued */
 	bx_replay_gap *gaps; /* malloc'd, ngaps of them; free() it */
 	size_t ngaps;
 } bx_replay_result;
@@ -137,8 +137,8 @@ int bx_history_subscribe(struct bx_server *srv, struct bx_session *s, const char
  * oldest first. Returns 0, or -BX_ECHANNEL when the channel is not
  * retained, -BX_ENOMEM. */
 struct bx_buf;
-int bx_history_read_json(struct bx_server *srv, const char *channel, size_t chlen,
-                         uint64_t after, size_t limit, struct bx_buf *out);
+int bx_history_read_json(struct bx_server *srv, const char *channel, size_t chlen, uint64_t after,
+                         size_t limit, struct bx_buf *out);
 
 /* The delivered JSON text of m with "replayId":id added to its ext (made
  * when missing) as a new message; NULL on OOM or when m is not an object. */

@@ -33,7 +33,8 @@ int bx_retain_parse(const char *text, size_t len, bx_retain_rule *out, char *err
 	const char *eq = memchr(text, '=', len);
 	if (!eq) {
 		snprintf(err, errlen,
-		         "--retain wants PATTERN=COUNT[,AGE], e.g. '/chat/**=1000,24h': no '=' in it");
+		         "--retain wants PATTERN=COUNT[,AGE], e.g. '/chat/**=1000,24h': no '=' in "
+		         "it");
 		return -BX_EINVAL;
 	}
 	size_t plen = (size_t)(eq - text);
@@ -87,7 +88,8 @@ int bx_retain_parse(const char *text, size_t len, bx_retain_rule *out, char *err
 	}
 	if (!ok || !mult || age > (uint64_t)(BX_RETAIN_AGE_MAX / mult)) {
 		snprintf(err, errlen,
-		         "--retain %s: AGE must be a number with a unit ms, s, m, h or d (like 24h), "
+		         "--retain %s: AGE must be a number with a unit ms, s, m, h or d (like "
+		         "24h), "
 		         "at most 366d",
 		         out->pattern);
 		return -BX_EINVAL;

@@ -56,8 +56,8 @@ static enum MHD_Result fail(struct MHD_Connection *conn, unsigned status, const 
 
 /* Reads a query number: absent gives dflt; false when present but not a
  * whole number from 0 to max. */
-static bool query_number(struct MHD_Connection *conn, const char *name, uint64_t dflt,
-                         uint64_t max, uint64_t *out)
+static bool query_number(struct MHD_Connection *conn, const char *name, uint64_t dflt, uint64_t max,
+                         uint64_t *out)
 {
 	const char *v = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
 	*out = dflt;

@@ -21,8 +21,8 @@ int bx_store_memory_open(bx_store *out);
  * most bytes the file may hold (0: 1 GiB). full_sync false: the meta page
  * is not synced (MDB_NOMETASYNC; see lmdb.c). Returns 0, or a negative BX_E*
  * code with the reason in err. */
-int bx_store_lmdb_open(const char *dir, size_t map_size, bool full_sync, bx_store *out,
-                       char *err, size_t errlen);
+int bx_store_lmdb_open(const char *dir, size_t map_size, bool full_sync, bx_store *out, char *err,
+                       size_t errlen);
 
 struct bx_buf;
 /* The LMDB engine's /metrics families (a bx_metrics_fn; self: its

@@ -288,7 +288,8 @@ static void *writer(void *arg)
 			atomic_fetch_add(&l->records, nrec);
 		}
 		if (rc)
-			fprintf(stderr, "bayeuxd: history store write failed: %s\n", mdb_strerror(rc));
+			fprintf(stderr, "bayeuxd: history store write failed: %s\n",
+			        mdb_strerror(rc));
 		for (job *j = jobs, *next; j; j = next) {
 			next = j->next;
 			if (j->done)
@@ -301,8 +302,8 @@ static void *writer(void *arg)
 	return NULL;
 }
 
-static int l_read_after(void *self, const char *channel, size_t chlen, uint64_t after,
-                        size_t limit, bx_store_visit_fn visit, void *arg)
+static int l_read_after(void *self, const char *channel, size_t chlen, uint64_t after, size_t limit,
+                        bx_store_visit_fn visit, void *arg)
 {
 	lstore *l = self;
 	if (chlen + 9 > KEY_MAX || after == UINT64_MAX)
@@ -368,8 +369,7 @@ typedef struct trim_wait {
 	int err;
 } trim_wait;
 
-static int l_trim(void *self, const char *channel, size_t chlen, uint64_t keep,
-                  int64_t min_time_ms)
+static int l_trim(void *self, const char *channel, size_t chlen, uint64_t keep, int64_t min_time_ms)
 {
 	lstore *l = self;
 	if (chlen + 9 > KEY_MAX)
@@ -460,8 +460,8 @@ static const bx_store_ops lmdb_ops = {
         .close = l_close,
 };
 
-int bx_store_lmdb_open(const char *dir, size_t map_size, bool full_sync, bx_store *out,
-                       char *err, size_t errlen)
+int bx_store_lmdb_open(const char *dir, size_t map_size, bool full_sync, bx_store *out, char *err,
+                       size_t errlen)
 {
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
 		snprintf(err, errlen, "--store %s: cannot create the folder: %s", dir,

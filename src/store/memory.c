@@ -171,8 +171,8 @@ static size_t first_after(mchan *c, uint64_t after)
 	return lo;
 }
 
-static int m_read_after(void *self, const char *channel, size_t chlen, uint64_t after,
-                        size_t limit, bx_store_visit_fn visit, void *arg)
+static int m_read_after(void *self, const char *channel, size_t chlen, uint64_t after, size_t limit,
+                        bx_store_visit_fn visit, void *arg)
 {
 	mstore *m = self;
 	pthread_mutex_lock(&m->lock);
@@ -209,8 +209,7 @@ out:
 	return 0;
 }
 
-static int m_trim(void *self, const char *channel, size_t chlen, uint64_t keep,
-                  int64_t min_time_ms)
+static int m_trim(void *self, const char *channel, size_t chlen, uint64_t keep, int64_t min_time_ms)
 {
 	mstore *m = self;
 	pthread_mutex_lock(&m->lock);

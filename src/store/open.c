@@ -25,8 +25,8 @@ int bx_history_open(struct bx_server *srv, const bx_config *cfg)
 			return -BX_EINVAL;
 		}
 	bx_store st;
-	int rc = cfg->store_dir ? bx_store_lmdb_open(cfg->store_dir, 0, cfg->store_sync != 0, &st, err,
-	                                             sizeof err)
+	int rc = cfg->store_dir ? bx_store_lmdb_open(cfg->store_dir, 0, cfg->store_sync != 0, &st,
+	                                             err, sizeof err)
 	                        : bx_store_memory_open(&st);
 	if (rc != 0) {
 		bx_error("%s", rc == -BX_ENOMEM ? "out of memory" : err);

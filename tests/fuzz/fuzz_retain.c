@@ -30,9 +30,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (bx_retain_parse(p, n, &r, err, sizeof err) == 0) {
 			unsigned f;
 			if (!bx_channel_check(r.pattern, r.plen, &f) || r.count < 1 ||
-			    r.count > BX_RETAIN_COUNT_MAX || r.age_ms < 0 || r.age_ms > BX_RETAIN_AGE_MAX)
+			    r.count > BX_RETAIN_COUNT_MAX || r.age_ms < 0 ||
+			    r.age_ms > BX_RETAIN_AGE_MAX)
 				abort();
-			if (!(f & BX_CH_WILD) && !bx_channel_matches(r.pattern, r.plen, r.pattern, r.plen))
+			if (!(f & BX_CH_WILD) &&
+			    !bx_channel_matches(r.pattern, r.plen, r.pattern, r.plen))
 				abort();
 		} else if (!err[0]) {
 			abort(); /* a refusal always says why */

@@ -255,8 +255,12 @@ static void *appender(void *arg)
 	char ch[16];
 	snprintf(ch, sizeof ch, "/c%ld", t % 2);
 	for (int i = 0; i < PER; i++) {
-		bx_store_rec r = {.channel = ch, .chlen = strlen(ch), .json = "{}", .len = 2,
-		                  .time_ms = i, .min_time_ms = INT64_MIN};
+		bx_store_rec r = {.channel = ch,
+		                  .chlen = strlen(ch),
+		                  .json = "{}",
+		                  .len = 2,
+		                  .time_ms = i,
+		                  .min_time_ms = INT64_MIN};
 		cr_assert_eq(shared.ops->append(shared.self, &r, 1, on_done, &W), 0);
 	}
 	return NULL;
