@@ -109,6 +109,25 @@ describe('in memory', {skip}, () => {
     assert.deepEqual(replies, [{channel: a, successful: true, id: 'p1', ext: {replayId: 4}}]);
   });
 
+  test('replay sits beside the ack and timesync extensions in one ext', async () => {
+    const s = new RawSession(d.url);
+    const tc = Date.now();
+    const hs = await s.handshake({ext: {ack: true, timesync: {tc, l: 0, o: 0}}});
+    assert.equal(hs.ext.ack, true);
+    assert.equal(hs.ext.replay, true);
+    assert.equal(typeof hs.ext.timesync.ts, 'number');
+    // A subscribe reporting a gap keeps timesync too.
+    const ch = uniqueChannel('/cnt');
+    for (let i = 1; i <= 5; i++) await backendPublish(d.url, ch, {i});
+    const msg = {channel: '/meta/subscribe', clientId: s.clientId, subscription: ch, id: newId(),
+      ext: {replay: {[ch]: 0}, timesync: {tc: Date.now(), l: 0, o: 0}}};
+    const [reply] = await s.exchange([msg]);
+    assert.deepEqual(reply.ext.replayGap, {[ch]: {after: 0, resumedFrom: 3}});
+    assert.equal(typeof reply.ext.timesync.ts, 'number');
+    const pub = await s.exchange([s.publishMessage(ch, 6)]);
+    assert.deepEqual(pub[0].ext, {replayId: 6});
+  });
+
   test('replay -2 gives all, -1 nothing, N what came after N; live ones follow with their ids',
     async () => {
       const ch = uniqueChannel('/r');
