@@ -143,6 +143,20 @@ typedef struct bx_config {
 	int64_t shutdown_delay_ms; /* bx_server_stop() first turns /healthz to 503
 	                              and keeps serving this long, so a load
 	                              balancer stops sending clients; default 0 */
+	/* History and replay (README "History and replay"): channels matched by
+	 * a rule keep their last messages, which a subscribe's ext.replay and
+	 * GET /history/<channel> read back. */
+	const char *const *retain; /* rules "PATTERN=COUNT[,AGE]" (e.g.
+	                              "/chat/**=1000,24h"; the first that matches a
+	                              channel wins), default none; copied */
+	size_t n_retain;
+	const char *store_dir; /* keep history in LMDB in this folder (created if
+	                          missing): a publish is acknowledged once it is
+	                          on disk; default NULL = in memory */
+	unsigned store_sync;   /* 1 (default): each write syncs data and LMDB's
+	                          meta page; 0: not the meta page (the last writes
+	                          may be lost to a power loss or OS crash, never
+	                          to the process dying) */
 } bx_config;
 
 typedef struct bx_server bx_server;
@@ -171,7 +185,9 @@ unsigned bx_server_port(const bx_server *srv);
  * subscriber, as if a client had published it. Callable from any thread.
  * The message passes through the outgoing extensions, not through channel
  * listeners or the policy. Returns the number of subscribers it was queued
- * for (>= 0), -BX_ECHANNEL for a meta, service or wildcard channel or a
+ * for (>= 0; 0 on a channel a `retain` rule keeps: it is written to the
+ * history store and delivered, with its replay id, once durable; a failed
+ * write is logged), -BX_ECHANNEL for a meta, service or wildcard channel or a
  * malformed name, -BX_EJSON when data does not parse, -BX_EREJECTED when an
  * outgoing extension rejected it, or -BX_ENOMEM.
  */

@@ -12,6 +12,10 @@
 // The CometD client is the official one (npm "cometd"), served by bayeuxd at
 // /vendor/cometd/ (--web-mount /vendor/cometd=node_modules/cometd).
 import {CometD} from '/vendor/cometd/cometd.js';
+// History and replay (README "History and replay"): when bayeuxd runs with
+// --retain '/chat/**=...', a page that comes back after an outage (its session
+// expired, the broker restarted) gets the chat lines it missed.
+import {ReplayExtension} from './replay-extension.js';
 
 // ?heartbeat=MS changes the presence heartbeat (the browser tests quiet it).
 const HEARTBEAT_MS = Math.max(1000, Number(new URLSearchParams(location.search).get('heartbeat')) || 5000);
@@ -42,6 +46,16 @@ export function startChat({url, transports, room, ui, logLevel = 'warn'}) {
     if (!transports.includes(t)) cometd.unregisterTransport(t);
   }
   cometd.configure({url, logLevel});
+  // The last replay id per channel lives in sessionStorage, so a reloaded tab
+  // resumes too; a gap (lines no longer kept) is said in the chat.
+  let storage = null;
+  try { storage = window.sessionStorage; } catch { /* storage off: memory only */ }
+  const replay = new ReplayExtension({
+    storage, key: `bayeux-replay-${room}`,
+    onGap: (ch, g) => addLine('(broker)', `older lines of ${ch} are no longer kept; ` +
+      `showing from #${g.resumedFrom}`, false),
+  });
+  cometd.registerExtension('replay', replay);
 
   const me = {id: Math.random().toString(36).slice(2, 10)};
   const state = {
@@ -182,6 +196,7 @@ export function startChat({url, transports, room, ui, logLevel = 'warn'}) {
   return {
     state,
     cometd,
+    replay,
     stop() {
       clearInterval(heartbeat);
       window.removeEventListener('pagehide', onHide);

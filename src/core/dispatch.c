@@ -13,6 +13,7 @@
 
 #include "hooks.h"
 #include "channel.h"
+#include "durable.h"
 #include "verbs.h"
 #include "table.h"
 #include "json.h"
@@ -24,6 +25,7 @@ void bx_response_init(bx_response *res)
 	res->status = 200;
 	bx_buf_init(&res->body);
 	res->hold = NULL;
+	res->pending = NULL;
 	res->set_browser[0] = '\0';
 }
 
@@ -308,6 +310,7 @@ void bx_dispatch(bx_server *srv, const bx_request *req, bx_response *res)
 		return;
 	}
 	bx_buf_putc(b.out, ']');
-	if (b.out->failed)
+	bx_pending_settle(&b); /* retained publishes: park until durable */
+	if (!res->pending && res->body.failed)
 		fail(res, 503, "out of memory");
 }

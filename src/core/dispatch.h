@@ -39,6 +39,8 @@ typedef struct bx_response {
 	int status;                      /* HTTP status */
 	bx_buf body;                     /* a JSON array for 200; a short text otherwise */
 	bx_hold *hold;                   /* non-NULL: held; call bx_hold_finish once resumed */
+	struct bx_pending *pending;      /* non-NULL: parked until its publishes are durable;
+	                                    call bx_pending_finish once resumed (durable.h) */
 	char set_browser[BX_ID_LEN + 1]; /* non-empty: set this BAYEUX_BROWSER cookie */
 } bx_response;
 

@@ -144,7 +144,10 @@ void bx_meta_handshake(bx_batch *b, bx_in *in)
 	write_types(o, srv->conn_types);
 	bx_buf_puts(o, ",\"advice\":");
 	bx_write_retry_advice(o, srv, false);
-	bx_reply_close(b, in, ack ? "\"ack\":true" : NULL);
+	/* Extensions offered: ack (ack.c), replay (history.h). */
+	const char *ext = ack ? (srv->history ? "\"ack\":true,\"replay\":true" : "\"ack\":true")
+	                      : (srv->history ? "\"replay\":true" : NULL);
+	bx_reply_close(b, in, ext);
 	bx_debug("session %.6s… created%s", s->id, ack ? " (ack extension on)" : "");
 	bx_session_unref(s);
 }

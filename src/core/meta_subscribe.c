@@ -3,6 +3,7 @@
  * `subscription` is one channel pattern or an array of them; the reply
  * echoes it.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "hooks.h"
@@ -11,6 +12,7 @@
 #include "table.h"
 #include "browser.h"
 #include "stream.h"
+#include "history.h"
 
 /* Most patterns in one subscribe message. */
 #define BX_SUBSCRIPTIONS_PER_MESSAGE 256
@@ -54,6 +56,41 @@ static void reply(bx_batch *b, bx_in *in, const char *verb, json_object *sub, co
 	bx_reply_close(b, in, NULL);
 }
 
+/* A malformed ext.replay (history.h): a Bayeux error naming the entry. */
+static void replay_error(bx_batch *b, bx_in *in, json_object *sub, const char *key)
+{
+	static const char hint[] =
+	        "ext.replay maps each subscription to a replay id: -2 (every retained message), "
+	        "-1 (only new ones) or the last id received (an integer from 0 to 2^53-1)";
+	bx_reply_open(b, in, "/meta/subscribe", false);
+	bx_buf_puts(b->out, ",\"error\":");
+	bx_buf tmp;
+	bx_buf_init(&tmp);
+	bx_buf_puts(&tmp, "400:");
+	bx_buf_puts(&tmp, key[0] ? key : "ext.replay");
+	bx_buf_puts(&tmp, ":replay_invalid");
+	bx_buf_json_str(b->out, tmp.data ? tmp.data : "400::replay_invalid", tmp.len);
+	bx_buf_free(&tmp);
+	bx_buf_puts(b->out, ",\"hint\":");
+	bx_buf_json_str(b->out, hint, sizeof hint - 1);
+	echo(b->out, sub);
+	bx_reply_close(b, in, NULL);
+}
+
+/* Appends r's gaps as "channel":{"after":A,"resumedFrom":R} entries. */
+static void add_gaps(bx_buf *o, bx_replay_result *r)
+{
+	for (size_t i = 0; i < r->ngaps; i++) {
+		if (o->len)
+			bx_buf_putc(o, ',');
+		bx_buf_json_str(o, r->gaps[i].channel, strlen(r->gaps[i].channel));
+		bx_buf_printf(o, ":{\"after\":%llu,\"resumedFrom\":%llu}",
+		              (unsigned long long)r->gaps[i].after,
+		              (unsigned long long)r->gaps[i].resumed);
+	}
+	free(r->gaps);
+}
+
 /* Checks one pattern; returns the error text, or NULL when it may be used.
  * *record is false for /service/** (accepted, not recorded). */
 static const char *check(json_object *e, bool *record)
@@ -95,6 +132,14 @@ void bx_meta_subscribe(bx_batch *b, bx_in *in, bool subscribe)
 		reply(b, in, verb, NULL, "403::subscription_invalid");
 		return;
 	}
+	json_object *replay = NULL;
+	if (subscribe && in->ext && json_object_object_get_ex(in->ext, "replay", &replay)) {
+		const char *bad = bx_replay_check(replay);
+		if (bad) {
+			replay_error(b, in, sub, bad);
+			return;
+		}
+	}
 	bx_session *s = bx_need_session(b, in);
 	if (!s)
 		return;
@@ -112,6 +157,8 @@ void bx_meta_subscribe(bx_batch *b, bx_in *in, bool subscribe)
 		}
 	}
 	const char *err = NULL;
+	bx_buf gaps; /* ext.replayGap entries (history.h) */
+	bx_buf_init(&gaps);
 	for (size_t i = 0; i < n; i++) {
 		if (!record[i])
 			continue;
@@ -119,7 +166,14 @@ void bx_meta_subscribe(bx_batch *b, bx_in *in, bool subscribe)
 		const char *p = json_object_get_string(e);
 		size_t len = (size_t)json_object_get_string_len(e);
 		if (subscribe) {
-			int rc = bx_router_subscribe(&b->srv->router, s, p, len);
+			int rc;
+			if (b->srv->history) {
+				bx_replay_result r;
+				rc = bx_history_subscribe(b->srv, s, p, len, replay, &r);
+				add_gaps(&gaps, &r);
+			} else {
+				rc = bx_router_subscribe(&b->srv->router, s, p, len);
+			}
 			if (rc == -BX_ESTATE)
 				err = "402::session_unknown"; /* removed while we worked */
 			else if (rc == -BX_EREJECTED)
@@ -130,6 +184,19 @@ void bx_meta_subscribe(bx_batch *b, bx_in *in, bool subscribe)
 			bx_router_unsubscribe(&b->srv->router, s, p, len);
 		}
 	}
-	reply(b, in, verb, sub, err);
+	if (gaps.len && !err) {
+		bx_reply_open(b, in, verb, true);
+		echo(b->out, sub);
+		bx_buf ext;
+		bx_buf_init(&ext);
+		bx_buf_puts(&ext, "\"replayGap\":{");
+		bx_buf_append(&ext, gaps.data, gaps.len);
+		bx_buf_putc(&ext, '}');
+		bx_reply_close(b, in, ext.data);
+		bx_buf_free(&ext);
+	} else {
+		reply(b, in, verb, sub, err);
+	}
+	bx_buf_free(&gaps);
 	bx_session_unref(s);
 }

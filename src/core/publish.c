@@ -7,6 +7,7 @@
 
 #include "hooks.h"
 #include "channel.h"
+#include "durable.h"
 #include "verbs.h"
 #include "table.h"
 #include "browser.h"
@@ -83,6 +84,15 @@ void bx_publish_message(bx_batch *b, bx_in *in)
 		if (!m) {
 			bx_session_unref(s);
 			bx_reply_error(b, in, err[0] ? err : "500::out_of_memory", NULL);
+			return;
+		}
+		const bx_retain_rule *rule =
+		        bx_history_rule(b->srv->history, in->channel, in->chlen);
+		if (rule) {
+			/* Delivered once durable; the reply carries the replay id. */
+			bx_publish_retained(b, in, rule, m);
+			bx_msg_unref(m);
+			bx_session_unref(s);
 			return;
 		}
 		bx_broadcast(b->srv, in->channel, in->chlen, m);

@@ -32,6 +32,7 @@ typedef struct bx_batch {
 	size_t count; /* messages in the request */
 	int64_t now;
 	int64_t wall; /* wall clock (ms since 1970) when the request arrived */
+	struct bx_pending *pending; /* publishes waiting to be durable (durable.c) */
 } bx_batch;
 
 /* One incoming message; pointers borrow from the parsed JSON. */

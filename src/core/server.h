@@ -58,6 +58,7 @@ struct bx_server {
 	struct bx_api *api;  /* hooks of the embedding program (hooks.h), or NULL */
 	struct bx_peers *peers; /* limits per client address (limits.c) */
 	struct bx_bus *bus;     /* the cluster bus (bus.h), or NULL: one node */
+	struct bx_history *history; /* --retain (history.c), or NULL: none */
 };
 
 static inline int64_t bx_now(struct bx_server *srv)

@@ -1,5 +1,6 @@
 /* settings.c — defaults and ranges of every server setting (see settings.h). */
 #include "settings.h"
+#include "history.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -55,6 +56,9 @@ const bx_limit bx_limits[] = {
          "an SSE stream ends after this many bytes; the client reconnects; 0 = no limit"},
         {"sse-retry", "ms", BX_OPT_I64, F(sse_retry_ms), 1000, 0, 600000,
          "reconnection delay sent to SSE clients (the retry: field)"},
+        {"store-sync", "0 or 1", BX_OPT_UNSIGNED, F(store_sync), 1, 0, 1,
+         "--store: 1 syncs every write fully; 0 leaves LMDB's meta page unsynced (faster; the "
+         "last writes may be lost to a power loss, never to a crash of bayeuxd)"},
         {"sse-replay", "messages", BX_OPT_SIZE, F(sse_replay), 256, 0, 100000,
          "messages a session keeps so a reconnecting stream's Last-Event-ID gets what it missed"},
 };
@@ -154,6 +158,25 @@ int bx_config_check(const bx_config *cfg, char *err, size_t errlen)
 			         BX_PUBLISH_TOKEN_MIN, BX_PUBLISH_TOKEN_MAX, n);
 			return -BX_EINVAL;
 		}
+	}
+	if (cfg->n_retain > BX_RETAIN_MAX || (cfg->n_retain && !cfg->retain)) {
+		snprintf(err, errlen, "at most %d --retain rules", BX_RETAIN_MAX);
+		return -BX_EINVAL;
+	}
+	for (size_t i = 0; i < cfg->n_retain; i++) {
+		bx_retain_rule r;
+		if (!cfg->retain[i] ||
+		    bx_retain_parse(cfg->retain[i], strlen(cfg->retain[i]), &r, err, errlen) != 0) {
+			if (!cfg->retain[i])
+				snprintf(err, errlen, "--retain: a rule is NULL");
+			return -BX_EINVAL;
+		}
+	}
+	if (cfg->store_dir && (!cfg->store_dir[0] || !cfg->n_retain)) {
+		snprintf(err, errlen,
+		         cfg->store_dir[0] ? "--store needs at least one --retain rule (what to keep)"
+		                           : "--store needs a folder");
+		return -BX_EINVAL;
 	}
 	if (cfg->log_level < BX_LOG_ERROR || cfg->log_level > BX_LOG_DEBUG) {
 		snprintf(err, errlen, "--log-level must be error, warn, info or debug");

@@ -21,6 +21,11 @@ typedef struct bx_store_rec {
 	int64_t time_ms; /* wall clock (ms since the epoch), for age limits */
 	uint64_t id;     /* the replay id: set by append, increasing per channel,
 	                    never reused across restarts */
+	/* Retention, applied by append in the same write (no second pass):
+	 * after it the channel keeps at most `keep` records (0: no count limit)
+	 * and none with time_ms below min_time_ms (INT64_MIN: no age limit). */
+	uint64_t keep;
+	int64_t min_time_ms;
 } bx_store_rec;
 
 /* Called once the records of one append are durable (err 0) or failed. It may
@@ -34,7 +39,10 @@ typedef int (*bx_store_channel_fn)(void *arg, const char *channel, size_t chlen)
 typedef struct bx_store_ops {
 	/* Appends n records, giving each the next replay id of its channel
 	 * (recs[i].id is set before append returns), and calls done once they
-	 * are durable. Returns 0 or a negative BX_E* code (done not called). */
+	 * are durable, in the order the appends were made (so a caller that
+	 * delivers in done delivers each channel in replay-id order). Returns 0
+	 * or a negative BX_E* code (done not called). The engine copies what it
+	 * keeps: recs may be freed once append returns. */
 	int (*append)(void *self, bx_store_rec *recs, size_t n, bx_store_done_fn done, void *arg);
 	/* Calls visit for each record of channel with an id above after, oldest
 	 * first, at most limit of them (0: no limit). */
@@ -45,7 +53,9 @@ typedef struct bx_store_ops {
 	/* Keeps at most keep records of channel, none older than min_time_ms. */
 	int (*trim)(void *self, const char *channel, size_t chlen, uint64_t keep,
 	            int64_t min_time_ms);
-	/* The oldest and newest replay ids kept for channel; both 0 when none. */
+	/* The oldest and newest replay ids kept for channel; both 0 when none.
+	 * *newest is the last id ever given (it survives trimming), so
+	 * *oldest may be 0 while *newest is not. */
 	int (*bounds)(void *self, const char *channel, size_t chlen, uint64_t *oldest,
 	              uint64_t *newest);
 	void (*close)(void *self);

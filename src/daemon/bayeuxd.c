@@ -20,6 +20,7 @@
 #include "config.h"
 #include "notify.h"
 #include "reload.h"
+#include "core/history.h"
 
 #define EXIT_USAGE 2
 
@@ -71,6 +72,15 @@ static void usage(FILE *f)
 	           "  --web-mount PREFIX=DIR\n"
 	           "                       serve DIR at URL PREFIX too (repeatable), e.g.\n"
 	           "                       /vendor/cometd=node_modules/cometd\n");
+	fprintf(f, "  --retain PATTERN=COUNT[,AGE]\n"
+	           "                       keep the last COUNT messages (none older than AGE:\n"
+	           "                       ms, s, m, h or d) of each channel PATTERN matches, for\n"
+	           "                       replay (a subscribe's ext.replay) and GET\n"
+	           "                       /history/CHANNEL; repeatable, the first match wins;\n"
+	           "                       e.g. --retain '/chat/**=1000,24h'\n"
+	           "  --store DIR          keep that history on disk (LMDB in DIR): it survives\n"
+	           "                       restarts and a publish is acknowledged once synced;\n"
+	           "                       without it history is kept in memory\n");
 	bx_security_usage(f);
 	fprintf(f, "  --help               show this help and exit\n"
 	           "  --version            show the version and exit\n\n"
@@ -137,6 +147,7 @@ static void parse_limit(const bx_limit *l, const char *arg, bx_config *cfg)
 }
 
 enum { OPT_PUBLISH_TOKEN_FILE = 900, OPT_ALLOW_LOCAL_PUBLISH };
+enum { OPT_RETAIN = 660, OPT_STORE };
 enum { OPT_AUTH = 700, OPT_AUTH_SECRET_FILE, OPT_ACL };
 enum { OPT_ALLOW_ORIGIN = 800, OPT_SAMESITE, OPT_COOKIE_SECURE, OPT_WEB_ROOT, OPT_WEB_MOUNT };
 /* Room for repeated --allow-origin and --web-mount flags. */
@@ -201,6 +212,7 @@ int main(int argc, char **argv)
 	static const char *origins[MAX_ORIGIN_FLAGS];
 	static bx_web_mount mounts[MAX_MOUNT_FLAGS];
 	static char token[4098]; /* BX_PUBLISH_TOKEN_MAX + a byte to see it is longer */
+	static const char *retain[BX_RETAIN_MAX];
 	bx_security_opts sec = {0};
 	if (argc > 1 && strcmp(argv[1], "token") == 0)
 		return bx_token_command(argc - 1, argv + 1);
@@ -221,6 +233,8 @@ int main(int argc, char **argv)
 	                            OPT_PUBLISH_TOKEN_FILE};
 	opts[k++] =
 	        (struct option){"allow-local-publish", no_argument, NULL, OPT_ALLOW_LOCAL_PUBLISH};
+	opts[k++] = (struct option){"retain", required_argument, NULL, OPT_RETAIN};
+	opts[k++] = (struct option){"store", required_argument, NULL, OPT_STORE};
 	opts[k++] = (struct option){"auth", required_argument, NULL, OPT_AUTH};
 	opts[k++] =
 	        (struct option){"auth-secret-file", required_argument, NULL, OPT_AUTH_SECRET_FILE};
@@ -328,6 +342,20 @@ int main(int argc, char **argv)
 			break;
 		case OPT_ALLOW_LOCAL_PUBLISH:
 			cfg.allow_local_publish = true;
+			break;
+		case OPT_RETAIN: {
+			bx_retain_rule r;
+			char rerr[256];
+			if (cfg.n_retain == BX_RETAIN_MAX)
+				die_usage("at most %s --retain flags%s", "64", "");
+			if (bx_retain_parse(optarg, strlen(optarg), &r, rerr, sizeof rerr) != 0)
+				die_usage("%s%s", rerr, "");
+			retain[cfg.n_retain++] = optarg;
+			cfg.retain = retain;
+			break;
+		}
+		case OPT_STORE:
+			cfg.store_dir = optarg;
 			break;
 		case OPT_AUTH:
 			sec.auth = optarg;

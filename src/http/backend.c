@@ -167,8 +167,10 @@ static unsigned status_of(const char *error)
 }
 
 enum MHD_Result bx_http_publish(bx_server *srv, struct MHD_Connection *conn, const char *method,
-                                const char *url, const char *body, size_t len, bool too_big)
+                                const char *url, const char *body, size_t len, bool too_big,
+                                bx_waker waker, struct bx_pending **pending)
 {
+	*pending = NULL;
 	if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
 		return fail(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "405::method_not_allowed",
 		            "POST the JSON data to /publish/<channel>");
@@ -200,13 +202,23 @@ enum MHD_Result bx_http_publish(bx_server *srv, struct MHD_Connection *conn, con
 	                  .len = mtext ? mlen : 0,
 	                  .browser = NULL,
 	                  .transport = BX_CT_LONG_POLLING,
-	                  .waker = {0},
+	                  .waker = waker,
 	                  .backend = bx_http_backend(srv, conn)};
 	bx_response res;
 	bx_response_init(&res);
 	bx_dispatch(srv, &req, &res);
 	json_object_put(msg);
+	if (res.pending) { /* waits for the history store (durable.c) */
+		*pending = res.pending;
+		bx_response_free(&res);
+		return MHD_YES;
+	}
+	return bx_http_publish_answer(conn, &res);
+}
 
+enum MHD_Result bx_http_publish_answer(struct MHD_Connection *conn, bx_response *resp)
+{
+	bx_response res = *resp;
 	enum MHD_Result ret;
 	if (res.status != 200) {
 		ret = respond(conn, (unsigned)res.status, "text/plain; charset=utf-8",

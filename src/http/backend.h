@@ -41,9 +41,23 @@ bool bx_http_is_publish_url(const char *url);
  * Answers POST /publish/<channel> whose body (len bytes) is the JSON data:
  * published as a backend's Bayeux publish, answered with the publish reply
  * object, HTTP 200 when successful and 4xx otherwise. too_big: the body was
- * over --max-body (413).
+ * over --max-body (413). On a retained channel the reply waits until the
+ * message is durable: the request is parked with waker, *pending is set and
+ * MHD_YES returned; once resumed, call bx_pending_finish() and
+ * bx_http_publish_answer().
  */
 enum MHD_Result bx_http_publish(bx_server *srv, struct MHD_Connection *conn, const char *method,
-                                const char *url, const char *body, size_t len, bool too_big);
+                                const char *url, const char *body, size_t len, bool too_big,
+                                bx_waker waker, struct bx_pending **pending);
+/* Answers a finished publish (res: the Bayeux reply array) and frees res. */
+enum MHD_Result bx_http_publish_answer(struct MHD_Connection *conn, bx_response *res);
+
+/* True when url is under /history/ (GET /history/<channel>?after=&limit=). */
+bool bx_http_is_history_url(const char *url);
+/* Answers GET /history/<channel>?after=ID&limit=N (authorized as a backend
+ * publish is) with a JSON array of the retained messages after ID, each
+ * with ext.replayId (http_history.c). */
+enum MHD_Result bx_http_history(bx_server *srv, struct MHD_Connection *conn, const char *method,
+                                const char *url);
 
 #endif

@@ -29,6 +29,7 @@
 
 #include "core/server.h"
 #include "core/dispatch.h"
+#include "core/durable.h"
 #include "http.h"
 #include "static.h"
 #include "backend.h"
@@ -53,6 +54,8 @@ typedef struct req_ctx {
 	bool too_big;
 	bool was_held;
 	bx_hold *hold;      /* set while parked, and after resume until answered */
+	bx_pending *pending; /* publishes parked until durable (core/durable.h) */
+	bool publish_form;   /* pending belongs to POST /publish/ */
 	const char *origin; /* an allowed Origin to echo (CORS), or NULL; valid
 	                       for the request's life (libmicrohttpd's pool) */
 	char jsonp[BX_JSONP_CALLBACK_MAX + 1]; /* callback-polling callback, or "" */
@@ -215,6 +218,13 @@ static enum MHD_Result bayeux_dispatch(req_ctx *rc, const char *body, size_t len
 		bx_response_free(&res);
 		return MHD_YES;
 	}
+	if (res.pending) {
+		rc->pending = res.pending;
+		rc->was_held = true;
+		atomic_fetch_add(&srv->http->held, 1);
+		bx_response_free(&res);
+		return MHD_YES;
+	}
 	return send_bayeux(rc, &res);
 }
 
@@ -322,11 +332,31 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		rc->hold = NULL;
 		return send_bayeux(rc, &res);
 	}
+	if (rc->pending) {
+		/* Resumed: the publishes it waited for are durable (or failed). */
+		bx_response res;
+		bx_response_init(&res);
+		bx_pending_finish(rc->pending, &res);
+		rc->pending = NULL;
+		if (rc->publish_form)
+			return bx_http_publish_answer(conn, &res);
+		return send_bayeux(rc, &res);
+	}
 	if (bx_metrics_url(url))
 		return bx_metrics_serve(h->srv, conn, url, method);
-	if (bx_http_is_publish_url(url))
-		return bx_http_publish(h->srv, conn, method, url, rc->body.data, rc->body.len,
-		                       rc->too_big);
+	if (bx_http_is_publish_url(url)) {
+		bx_waker w = {.suspend = park, .resume = unpark, .arg = rc};
+		enum MHD_Result r = bx_http_publish(h->srv, conn, method, url, rc->body.data,
+		                                    rc->body.len, rc->too_big, w, &rc->pending);
+		if (rc->pending) {
+			rc->publish_form = true;
+			rc->was_held = true;
+			atomic_fetch_add(&h->held, 1);
+		}
+		return r;
+	}
+	if (bx_http_is_history_url(url))
+		return bx_http_history(h->srv, conn, method, url);
 	if (!under_mount(h, url)) {
 		if (bx_static_enabled(h->srv))
 			return bx_static_serve(h->srv, conn, url, method);
@@ -364,6 +394,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	bx_metrics_status(&h->srv->stats.m, ci ? ci->http_status : 0);
 	if (rc->hold)
 		bx_hold_abandon(h->srv, rc->hold);
+	if (rc->pending)
+		bx_pending_abandon(rc->pending);
 	if (rc->was_held)
 		atomic_fetch_sub(&h->held, 1);
 	bx_buf_free(&rc->body);

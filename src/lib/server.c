@@ -17,10 +17,12 @@
 #include "core/table.h"
 #include "core/verbs.h"
 #include "core/json.h"
+#include "core/history.h"
 #include "http/http.h"
 #include "core/dispatch.h"
 #include "core/log.h"
 #include "core/limits.h"
+#include "store/engines.h"
 
 const char *bx_strerror(int err)
 {
@@ -118,6 +120,14 @@ int bx_server_new(const bx_config *cfg, bx_server **out)
 		bx_server_free(srv);
 		return -BX_ENOMEM;
 	}
+	srv->cfg.retain = NULL;
+	srv->cfg.n_retain = 0;
+	srv->cfg.store_dir = NULL;
+	int hrc = bx_history_open(srv, cfg);
+	if (hrc != 0) {
+		bx_server_free(srv);
+		return hrc;
+	}
 	bx_log_set_level(cfg->log_level);
 	*out = srv;
 	return 0;
@@ -165,6 +175,14 @@ int bx_publish(bx_server *srv, const char *channel, const char *data, size_t len
 	json_object_put(obj);
 	if (!m)
 		return err[0] ? -BX_EREJECTED : -BX_ENOMEM;
+	const bx_retain_rule *rule = bx_history_rule(srv->history, channel, chlen);
+	if (rule) {
+		/* Retained: appended, and delivered once durable (history.h). */
+		uint64_t id;
+		int rc = bx_history_publish(srv, rule, channel, chlen, m, NULL, NULL, &id);
+		bx_msg_unref(m);
+		return rc < 0 ? rc : 0;
+	}
 	size_t n = bx_broadcast(srv, channel, chlen, m);
 	bx_msg_unref(m);
 	return n > INT32_MAX ? INT32_MAX : (int)n;
@@ -198,6 +216,9 @@ void bx_server_stop(bx_server *srv)
 		bx_http_quiesce(srv);
 		/* New connects are no longer held (stopping); answer the held ones. */
 		bx_session_foreach(srv, wake_for_shutdown, NULL);
+		/* Publishes waiting for the disk are answered while the
+		 * transport can still send. */
+		bx_history_close(srv->history);
 		bx_http_stop(srv);
 	}
 	bx_timer_join(&srv->timer);
@@ -216,6 +237,7 @@ void bx_server_free(bx_server *srv)
 	bx_router_destroy(&srv->router);
 	bx_api_free(srv);
 	bx_peers_free(srv->peers);
+	bx_history_free(srv->history);
 	char *token = bx_swap_destroy(&srv->publish_token);
 	if (token) {
 		sodium_memzero(token, strlen(token));

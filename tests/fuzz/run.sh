@@ -21,6 +21,15 @@ if ! command -v clang >/dev/null 2>&1; then
 	echo "fuzz: clang is missing: apt-get install -y clang libclang-rt-14-dev" >&2
 	exit 1
 fi
+# Every target: its name, its seed corpus, its dictionary (- for none).
+targets=(
+	"fuzz_dispatch tests/fuzz/corpus tests/fuzz/bayeux.dict"
+	"fuzz_token tests/fuzz/corpus-token -"
+	"fuzz_json_scan tests/fuzz/corpus-json-scan tests/fuzz/bayeux.dict"
+	"fuzz_config tests/fuzz/corpus-config -"
+	"fuzz_retain tests/fuzz/corpus-retain -"
+)
+
 [ -x configure ] || ./autogen.sh >/dev/null
 mkdir -p "$build"
 if [ ! -f "$build/Makefile" ]; then
@@ -29,7 +38,7 @@ if [ ! -f "$build/Makefile" ]; then
 		exit 1
 	}
 fi
-make -s -C "$build" -j"$(nproc)" tests/fuzz/fuzz_dispatch tests/fuzz/fuzz_token tests/fuzz/fuzz_json_scan tests/fuzz/fuzz_config >/dev/null || {
+make -s -C "$build" -j"$(nproc)" $(for t in "${targets[@]}"; do echo "tests/fuzz/${t%% *}"; done) >/dev/null || {
 	echo "fuzz: the build failed" >&2
 	exit 1
 }
@@ -38,15 +47,17 @@ export ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=1:${ASAN_OPTIONS:-
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
 status=0
 # Each target: its seed corpus and dictionary; SECONDS is split between them
-# (the request path gets half, the pre-parse census (checked against json-c)
-# a quarter, the token parser and the config file parser an eighth each).
-for target in fuzz_dispatch fuzz_token fuzz_json_scan fuzz_config; do
-	case $target in
-	fuzz_dispatch) seeds=tests/fuzz/corpus dict=(-dict=tests/fuzz/bayeux.dict) t=$((seconds / 2)) ;;
-	fuzz_token) seeds=tests/fuzz/corpus-token dict=() t=$((seconds / 8)) ;;
-	fuzz_json_scan) seeds=tests/fuzz/corpus-json-scan dict=(-dict=tests/fuzz/bayeux.dict) t=$((seconds / 4)) ;;
-	fuzz_config) seeds=tests/fuzz/corpus-config dict=() t=$((seconds - seconds / 2 - seconds / 8 - seconds / 4)) ;;
-	esac
+# (the request path gets half; the other targets share the rest equally).
+n_other=$((${#targets[@]} - 1))
+for entry in "${targets[@]}"; do
+	read -r target seeds dictfile <<<"$entry"
+	dict=()
+	[ "$dictfile" != "-" ] && dict=(-dict="$dictfile")
+	if [ "$target" = fuzz_dispatch ]; then
+		t=$((seconds / 2))
+	else
+		t=$(((seconds - seconds / 2) / n_other))
+	fi
 	[ "$t" -ge 1 ] || t=1
 	work="$build/fuzz-corpus/$target"
 	art="$build/fuzz-artifacts/$target"
