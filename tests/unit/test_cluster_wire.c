@@ -51,11 +51,11 @@ Test(wire, glob_characters_in_a_wildcard_pattern_are_escaped)
 
 Test(wire, a_key_that_does_not_fit_gives_zero)
 {
-	char out[8];
+	char out[9];
 	bool pat;
-	cr_assert_eq(bx_wire_redis_key("bayeux", "/chat/room", 10, false, out, sizeof out, &pat),
-	             0);
-	cr_assert_eq(bx_wire_redis_key("bay", "/a/*", 4, true, out, sizeof out, &pat), 7);
+	cr_assert_eq(bx_wire_redis_key("bayeux", "/chat/room", 10, false, out, 8, &pat), 0);
+	cr_assert_eq(bx_wire_redis_key("bay", "/a/*", 4, true, out, 8, &pat), 0);
+	cr_assert_eq(bx_wire_redis_key("bay", "/a/*", 4, true, out, 9, &pat), 8);
 	cr_assert_str_eq(out, "bay:/a/*");
 }
 
