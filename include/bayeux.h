@@ -143,6 +143,14 @@ typedef struct bx_config {
 	int64_t shutdown_delay_ms; /* bx_server_stop() first turns /healthz to 503
 	                              and keeps serving this long, so a load
 	                              balancer stops sending clients; default 0 */
+	/* Clustering (README "Clustering"): nodes sharing one Redis deliver
+	 * each other's publishes to their subscribers. */
+	const char *redis;        /* "redis://HOST[:PORT][/DB]" or "unix:/PATH",
+	                             default NULL = one node, no Redis */
+	const char *redis_prefix; /* prefix of every Redis channel and key,
+	                             default NULL = "bayeux" */
+	const char *node_id;      /* this node's name in Redis, default NULL =
+	                             "<hostname>-<pid>" */
 } bx_config;
 
 typedef struct bx_server bx_server;

@@ -41,9 +41,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "channel.h"
-#include "core.h"
-#include "log.h"
+#include "core/channel.h"
+#include "core/msg.h"
+#include "core/log.h"
 #include "wire.h"
 
 /* A Redis subscription is kept this long after its last local subscriber

@@ -70,5 +70,7 @@ typedef struct bx_bus {
  * channel: anything else is dropped). Returns how many sessions got it. */
 size_t bx_bus_deliver(struct bx_server *srv, const char *channel, size_t chlen, const char *json,
                       size_t len);
+/* Health: bx_bus_healthy() (stats.h) asks healthy(); /healthz answers 503
+ * while it is false. */
 
 #endif

@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "dispatch.h"
+#include "gate.h"
+#include "server.h"
+#include "bus.h"
 
 struct bx_gate {
 	pthread_mutex_t lock;
@@ -51,7 +53,7 @@ static void gate_done(void *arg, int err)
 void bx_gate_wait(bx_batch *b, const char *pattern, size_t len)
 {
 	bx_server *srv = b->srv;
-	if (!srv->bus.ops || !b->req->waker.suspend ||
+	if (!srv->bus || !b->req->waker.suspend ||
 	    !(b->req->transport & (BX_CT_LONG_POLLING | BX_CT_CALLBACK_POLLING)))
 		return; /* this request cannot park: it does not wait */
 	if (!b->gate) {
@@ -68,7 +70,7 @@ void bx_gate_wait(bx_batch *b, const char *pattern, size_t len)
 	g->pending++;
 	g->refs++;
 	pthread_mutex_unlock(&g->lock);
-	if (srv->bus.ops->ready(srv->bus.self, pattern, len, gate_done, g) != 0)
+	if (srv->bus->ops->ready(srv->bus->self, pattern, len, gate_done, g) != 0)
 		gate_done(g, -BX_ENOMEM);
 }
 

@@ -14,6 +14,7 @@
 
 #include "bayeux.h"
 #include "browser.h"
+#include "bus.h"
 #include "router.h"
 #include "stats.h"
 #include "table.h"

@@ -124,7 +124,20 @@ describe('cluster: delivery across nodes', {skip}, () => {
     assert.deepEqual(s2.got, [{from: 'backend'}]);
   });
 
-  test('a publish right after the subscribe reply is never missed (the reply waits for Redis)', async () => {
+  test('the subscribe reply waits until Redis confirmed the subscription', async () => {
+    const c2 = await client(nodes[1]);
+    const ch = uniqueChannel('/cl/gate');
+    redis.cli('CLIENT', 'PAUSE', '800', 'ALL'); // Redis answers no one for 800 ms
+    const t0 = Date.now();
+    const s = await sub(c2, ch);
+    const waited = Date.now() - t0;
+    assert.ok(waited >= 500, `the subscribe reply came after ${waited} ms, before Redis confirmed`);
+    const r = await backendPublish(nodes[0], ch, {v: 'after'});
+    assert.equal(r.status, 200);
+    await waitFor(() => s.got.length === 1, 5000, 'the publish right after the reply');
+  });
+
+  test('a publish right after the subscribe reply is never missed', async () => {
     const c2 = await client(nodes[1]);
     for (let i = 0; i < 20; i++) {
       const ch = uniqueChannel('/cl/race');
