@@ -4,7 +4,7 @@
 // same load on one node of its own kind, in one run:
 //
 //   node bench/cluster.mjs [--subscribers 1000] [--rate 20] [--quick] [--json FILE]
-//                          [--servers bayeuxd,faye] [--repeat N]
+//                          [--servers bayeuxd,faye] [--nodes 1,3] [--repeat N]
 //
 // Every process is ours, on 127.0.0.1: redis-server (no persistence) and the
 // nodes pinned to --server-core, bench/bayeux-load to --gen-core. Reported per
@@ -24,7 +24,7 @@ const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) |
 
 const opts = {
   subscribers: 1000, rate: 20, quick: false, json: null, servers: ['bayeuxd', 'faye'],
-  serverCore: 0, genCore: 1, repeat: 1,
+  serverCore: 0, genCore: 1, repeat: 1, nodes: [1, 3],
   bayeuxd: path.join(root, 'build/src/bayeuxd'), load: path.join(root, 'build/bench/bayeux-load'),
 };
 {
@@ -37,11 +37,12 @@ const opts = {
     else if (f === '--json') { opts.json = v; i++; }
     else if (f === '--servers') { opts.servers = v.split(','); i++; }
     else if (f === '--repeat') { opts.repeat = Number(v); i++; }
+    else if (f === '--nodes') { opts.nodes = v.split(',').map(Number); i++; }
     else if (f === '--bayeuxd') { opts.bayeuxd = path.resolve(v); i++; }
     else if (f === '--load') { opts.load = path.resolve(v); i++; }
     else if (f === '--help') {
       console.log('usage: node bench/cluster.mjs [--subscribers N] [--rate R] [--quick] [--json FILE]\n' +
-        '       [--servers bayeuxd,faye] [--repeat N] [--bayeuxd PATH] [--load PATH]');
+        '       [--servers bayeuxd,faye] [--nodes 1,3] [--repeat N] [--bayeuxd PATH] [--load PATH]');
       process.exit(0);
     } else { console.error(`cluster.mjs: unknown option ${f}`); process.exit(2); }
   }
@@ -216,7 +217,7 @@ async function layout(kind, nodes) {
 const rows = [];
 for (let r = 0; r < opts.repeat; r++) {
   for (const kind of opts.servers) {
-    for (const nodes of [1, 3]) {
+    for (const nodes of opts.nodes) {
       const row = await layout(kind, nodes);
       rows.push(row);
       console.error(`${kind} × ${nodes}: ${row.error ? 'ERROR ' + row.error : `p99 ${row.p99} ms, ${row.deliveries_per_s} deliveries/s`}`);
