@@ -107,9 +107,18 @@ describe('cluster behind nginx (docs/nginx/bayeuxd-cluster.conf)', {skip}, () =>
       const ch = uniqueChannel('/cl/nginx');
       const c = new CometDClient(`${base}/cometd`);
       const got = [];
+      // As CometD applications do: subscribe in the handshake listener, so a new session
+      // (another node) subscribes again. The first handshake has no cookie yet (hashed on
+      // the address): the next request, hashed on the new cookie, may reach another node
+      // and get 402::session_unknown; the client then handshakes there once
+      // (docs/nginx/bayeuxd-cluster.conf).
+      let subscribed = 0;
+      c.cometd.addListener('/meta/handshake', (m) => {
+        if (m.successful) c.cometd.subscribe(ch, (msg) => got.push(msg.data));
+      });
+      c.cometd.addListener('/meta/subscribe', (m) => { if (m.successful) subscribed++; });
       await c.handshake();
-      await c.subscribe(ch, (m) => got.push(m.data));
-      // Sticky: its requests keep reaching one node.
+      await waitFor(() => subscribed > 0, 10000, 'subscribed');
       await c.waitConnected();
       const owners = await nodeOf(c.clientId);
       assert.equal(owners.length, 1, `exactly one node holds the session (${owners})`);
