@@ -132,7 +132,7 @@ static void parse_limit(const bx_limit *l, const char *arg, bx_config *cfg)
 }
 
 enum { OPT_PUBLISH_TOKEN_FILE = 900, OPT_ALLOW_LOCAL_PUBLISH };
-enum { OPT_REDIS = 600, OPT_REDIS_PREFIX, OPT_NODE_ID };
+enum { OPT_REDIS = 500, OPT_REDIS_PREFIX, OPT_NODE_ID };
 enum { OPT_AUTH = 700, OPT_AUTH_SECRET_FILE, OPT_ACL };
 enum { OPT_ALLOW_ORIGIN = 800, OPT_SAMESITE, OPT_COOKIE_SECURE, OPT_WEB_ROOT, OPT_WEB_MOUNT };
 /* Room for repeated --allow-origin and --web-mount flags. */

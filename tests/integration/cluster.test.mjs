@@ -228,12 +228,17 @@ describe('cluster: faults', {skip}, () => {
     assert.ok(local.got.length > localAtKill + 20,
       `local delivery went on while Redis was down (${local.got.length - localAtKill} in 1.5 s)`);
     await waitFor(() => nodes[0].stderr().includes('redis: lost'), 2000, 'node 1 logged the loss');
+    const down = await request(`${nodes[0].origin}/healthz`, {method: 'GET'});
+    assert.equal(down.status, 503, `/healthz while Redis is down: ${down.status} ${down.text}`);
+    assert.match(down.text, /cluster bus/);
     const remoteAtRestart = remote.got.length;
     const nAtRestart = n;
     await redis.restart();
     // Cross-node delivery resumes within seconds: a message published after the restart
     // reaches node 2.
     await waitFor(() => remote.got.some((v) => v > nAtRestart + 5), 8000, 'cross-node after the restart');
+    const up = await request(`${nodes[0].origin}/healthz`, {method: 'GET'});
+    assert.equal(up.status, 200, `/healthz after Redis came back: ${up.status} ${up.text}`);
     stop = true;
     await publisher;
     assert.ok(remote.got.length > remoteAtRestart);
