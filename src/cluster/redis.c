@@ -44,6 +44,8 @@
 #include "core/channel.h"
 #include "core/msg.h"
 #include "core/log.h"
+#include "core/server.h"
+#include "core/stats.h"
 #include "wire.h"
 
 /* A Redis subscription is kept this long after its last local subscriber
@@ -146,6 +148,10 @@ typedef struct rbus {
 	uint64_t dropped; /* publishes not sent (Redis down or too slow) */
 	origin_seen *seen;
 	size_t nseen;
+
+	/* For /metrics (read with no lock). */
+	atomic_uint_fast64_t m_sent, m_dropped, m_received, m_duplicates, m_reconnects;
+	atomic_int_fast64_t m_subscriptions; /* (P)SUBSCRIBEs in effect */
 } rbus;
 
 static int64_t now_ms(void)
@@ -525,9 +531,11 @@ static void send_sub(rbus *b, entry *e, bool on)
 	if (on) {
 		e->sent = true;
 		e->unconfirmed++;
+		atomic_fetch_add(&b->m_subscriptions, 1);
 	} else {
 		e->sent = false;
 		e->active = false;
+		atomic_fetch_sub(&b->m_subscriptions, 1);
 	}
 }
 
@@ -561,6 +569,9 @@ static void on_connect(const redisAsyncContext *ac, int status)
 			n++;
 		}
 	atomic_store(&b->up, true);
+	atomic_store(&b->m_subscriptions, 0);
+	if (b->ever_up)
+		atomic_fetch_add(&b->m_reconnects, 1);
 	pthread_mutex_unlock(&b->lock);
 	if (b->down_logged || !b->ever_up)
 		bx_info("redis: connected to %s%s%u as %s (%zu subscriptions to restore)",
@@ -585,6 +596,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 static void went_down(rbus *b, const char *why)
 {
 	bool was_up = atomic_exchange(&b->up, false);
+	atomic_store(&b->m_subscriptions, 0);
 	if (!b->down_logged) {
 		bx_warn("redis: %s: %s; local delivery continues, retrying", was_up ? "lost" : "down",
 		        why ? why : "?");
@@ -610,6 +622,7 @@ static void went_down(rbus *b, const char *why)
 		next = p->next;
 		free(p);
 		b->dropped++;
+		atomic_fetch_add(&b->m_dropped, 1);
 	}
 	b->qhead = b->qtail = NULL;
 	b->qlen = 0;
@@ -679,8 +692,12 @@ static void deliver(rbus *b, const char *rch, size_t rlen, const char *payload, 
 		bx_debug("redis: ignored a message on %.*s that is not a bayeuxd one", (int)rlen, rch);
 		return;
 	}
-	if (seen_before(b, &w))
+	if (seen_before(b, &w)) {
+		if (w.olen != b->olen || memcmp(w.origin, b->origin, w.olen) != 0)
+			atomic_fetch_add(&b->m_duplicates, 1);
 		return;
+	}
+	atomic_fetch_add(&b->m_received, 1);
 	bx_bus_deliver(b->srv, rch + pl + 1, rlen - pl - 1, w.json, w.jlen);
 }
 
@@ -781,12 +798,16 @@ static void flush(rbus *b)
 		if (up && b->pub.ac && b->inflight < MAX_INFLIGHT) {
 			const char *argv[3] = {"PUBLISH", p->key, p->payload};
 			size_t lens[3] = {7, p->klen, p->plen};
-			if (redisAsyncCommandArgv(b->pub.ac, pub_cb, b, 3, argv, lens) == REDIS_OK)
+			if (redisAsyncCommandArgv(b->pub.ac, pub_cb, b, 3, argv, lens) == REDIS_OK) {
 				b->inflight++;
-			else
+				atomic_fetch_add(&b->m_sent, 1);
+			} else {
 				b->dropped++;
+				atomic_fetch_add(&b->m_dropped, 1);
+			}
 		} else {
 			b->dropped++;
+			atomic_fetch_add(&b->m_dropped, 1);
 		}
 		free(p);
 	}
@@ -895,6 +916,34 @@ static void op_close(void *self)
 	free(b);
 }
 
+/* /metrics: the bus's own figures (stats.h), read with no lock. */
+static void redis_metrics(void *arg, bx_buf *o)
+{
+	rbus *b = arg;
+	bx_prom_family(o, "bayeux_cluster_up", "gauge",
+	               "1 while both Redis connections are established, else 0");
+	bx_prom_sample(o, "bayeux_cluster_up", NULL, atomic_load(&b->up) ? 1 : 0);
+	bx_prom_family(o, "bayeux_cluster_subscriptions", "gauge",
+	               "Redis SUBSCRIBE and PSUBSCRIBE this node holds (channels and patterns with local subscribers)");
+	int64_t subs = atomic_load(&b->m_subscriptions);
+	bx_prom_sample(o, "bayeux_cluster_subscriptions", NULL, subs > 0 ? (uint64_t)subs : 0);
+	bx_prom_family(o, "bayeux_cluster_published_total", "counter",
+	               "local publishes sent to Redis (one PUBLISH each)");
+	bx_prom_sample(o, "bayeux_cluster_published_total", NULL, atomic_load(&b->m_sent));
+	bx_prom_family(o, "bayeux_cluster_publish_dropped_total", "counter",
+	               "local publishes not sent to the other nodes (Redis down or too slow)");
+	bx_prom_sample(o, "bayeux_cluster_publish_dropped_total", NULL, atomic_load(&b->m_dropped));
+	bx_prom_family(o, "bayeux_cluster_received_total", "counter",
+	               "messages from other nodes delivered to this node's subscribers");
+	bx_prom_sample(o, "bayeux_cluster_received_total", NULL, atomic_load(&b->m_received));
+	bx_prom_family(o, "bayeux_cluster_duplicates_total", "counter",
+	               "copies of one message received through a second matching subscription, dropped");
+	bx_prom_sample(o, "bayeux_cluster_duplicates_total", NULL, atomic_load(&b->m_duplicates));
+	bx_prom_family(o, "bayeux_cluster_reconnects_total", "counter",
+	               "times the connection to Redis was established again after a loss");
+	bx_prom_sample(o, "bayeux_cluster_reconnects_total", NULL, atomic_load(&b->m_reconnects));
+}
+
 static const bx_bus_ops redis_ops = {
         .interest = op_interest,
         .ready = op_ready,
@@ -975,6 +1024,8 @@ int bx_redis_bus_new(struct bx_server *srv, const bx_redis_opts *o, bx_bus *out)
 		return -BX_ENOMEM;
 	}
 	b->thread_started = true;
+	if (bx_metrics_add_source(&srv->stats.m, redis_metrics, b) != 0)
+		bx_warn("redis: no room for the bus's figures in /metrics");
 	bx_info("redis: node %s, prefix %s, Redis at %s", node, b->prefix, o->url);
 	out->ops = &redis_ops;
 	out->self = b;

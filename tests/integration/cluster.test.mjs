@@ -37,6 +37,18 @@ async function sub(c, ch) {
   return {got, handle};
 }
 
+/** The node's /metrics samples without labels, as {name: value}. */
+async function metrics(d) {
+  const r = await request(`${d.origin}/metrics`, {method: 'GET'});
+  assert.equal(r.status, 200);
+  const out = {};
+  for (const line of r.text.split('\n')) {
+    const m = /^(bayeux_cluster_[a-z_]+) (\d+)$/.exec(line);
+    if (m) out[m[1]] = Number(m[2]);
+  }
+  return out;
+}
+
 function backendPublish(d, ch, data) {
   return request(`${d.origin}/publish${ch}`, {body: data});
 }
@@ -201,9 +213,17 @@ describe('cluster: interest in Redis', {skip}, () => {
     for (const d of nodes) for (let i = 0; i < 3; i++) subs.push(await sub(await client(d), ch));
     const pub = await client(nodes[0]);
     const before = commandCalls(redis).publish || 0;
+    const m0 = await Promise.all(nodes.map(metrics));
     for (let i = 0; i < 50; i++) await pub.publish(ch, i);
     await waitFor(() => subs.every((s) => s.got.length === 50), 5000, 'all delivered');
     assert.equal((commandCalls(redis).publish || 0) - before, 50);
+    // The same seen from /metrics: node 1 sent 50, nodes 2 and 3 received 50 each.
+    const m1 = await Promise.all(nodes.map(metrics));
+    const d = (i, k) => m1[i][k] - m0[i][k];
+    assert.equal(d(0, 'bayeux_cluster_published_total'), 50);
+    assert.equal(d(1, 'bayeux_cluster_received_total'), 50);
+    assert.equal(d(2, 'bayeux_cluster_received_total'), 50);
+    assert.equal(m1[0].bayeux_cluster_up, 1);
   });
 });
 
