@@ -61,7 +61,8 @@
 #define MAX_INFLIGHT 100000
 /* A connection attempt not established after this long is retried. */
 #define CONNECT_TIMEOUT_MS 3000
-/* The loop wakes at least this often (linger, waiter deadlines, retries). */
+/* The loop wakes this often while something is timed (a linger, a waiter's
+ * deadline, a reconnection); idle, it sleeps until kicked. */
 #define TICK_MS 50
 /* Origins remembered for duplicate detection; the table is cleared when
  * full (a restarting node gets a new origin token each start). */
@@ -316,6 +317,7 @@ static int op_interest(void *self, const char *pattern, size_t len, bool on, bx_
 	} else if (e->count > 0 && --e->count == 0) {
 		e->linger_until = now_ms() + LINGER_MS;
 		mark_dirty(b, e);
+		wake = true; /* the loop times the linger */
 	}
 	pthread_mutex_unlock(&b->lock);
 	if (wake)
@@ -353,6 +355,7 @@ static int op_ready(void *self, const char *pattern, size_t len, bx_bus_done_fn 
 		e->waiters = w;
 		b->nwaiters++;
 		pthread_mutex_unlock(&b->lock);
+		kick(b); /* the loop times the waiter's deadline */
 		return 0;
 	}
 	pthread_mutex_unlock(&b->lock);
@@ -822,6 +825,8 @@ static void *loop(void *arg)
 	for (;;) {
 		pthread_mutex_lock(&b->lock);
 		bool stop = b->stop;
+		/* Idle (connected, nothing lingering or waiting): sleep until kicked. */
+		bool timed = b->dirty || b->nwaiters || !atomic_load(&b->up);
 		pthread_mutex_unlock(&b->lock);
 		if (stop)
 			break;
@@ -830,7 +835,7 @@ static void *loop(void *arg)
 			if (conn_open(b, &b->pub) != 0 || conn_open(b, &b->sub) != 0)
 				went_down(b, "cannot connect");
 		}
-		int n = epoll_wait(b->epfd, evs, 8, TICK_MS);
+		int n = epoll_wait(b->epfd, evs, 8, timed ? TICK_MS : -1);
 		for (int i = 0; i < n; i++) {
 			if (evs[i].data.ptr == NULL) {
 				uint64_t v;
