@@ -149,6 +149,17 @@ describe('cluster: delivery across nodes', {skip}, () => {
     await waitFor(() => s.got.length === 1, 5000, 'the publish right after the reply');
   });
 
+  test('a Redis that does not answer delays the subscribe reply by 3 s at most', async () => {
+    const c2 = await client(nodes[1]);
+    const ch = uniqueChannel('/cl/hung');
+    redis.cli('CLIENT', 'PAUSE', '6000', 'ALL');
+    const t0 = Date.now();
+    await sub(c2, ch); // successful: the local subscription stands
+    const waited = Date.now() - t0;
+    assert.ok(waited >= 2500 && waited < 5500, `the reply came after ${waited} ms`);
+    redis.cli('CLIENT', 'UNPAUSE');
+  });
+
   test('a publish right after the subscribe reply is never missed', async () => {
     const c2 = await client(nodes[1]);
     for (let i = 0; i < 20; i++) {
