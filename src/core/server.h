@@ -14,7 +14,6 @@
 
 #include "bayeux.h"
 #include "browser.h"
-#include "bus.h"
 #include "router.h"
 #include "stats.h"
 #include "table.h"
