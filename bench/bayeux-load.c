@@ -93,6 +93,11 @@ static struct {
 	bool progress;
 	bool no_keepalive;
 	bool sse; /* --transport sse: subscribers use eventsource streams */
+	/* --sub-ports / --pub-port: the same host on other ports (cluster
+	 * nodes): subscriber i uses sub_ports[i % n], publishers pub_port. */
+	uint16_t sub_ports[8];
+	int n_sub_ports;
+	uint16_t pub_port;
 } opt;
 
 /*---- Time ----*/
@@ -526,7 +531,12 @@ static bool conn_open(struct conn *c)
 	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	int r = connect(fd, (struct sockaddr *)&opt.addr, sizeof opt.addr);
+	struct sockaddr_in to = opt.addr;
+	if (c->cl && c->cl->kind == K_SUB && opt.n_sub_ports)
+		to.sin_port = htons(opt.sub_ports[c->cl->idx % opt.n_sub_ports]);
+	else if (c->cl && c->cl->kind == K_PUB && opt.pub_port)
+		to.sin_port = htons(opt.pub_port);
+	int r = connect(fd, (struct sockaddr *)&to, sizeof to);
 	if (r < 0 && errno != EINPROGRESS) {
 		note_error("connect: %s", strerror(errno));
 		close(fd);
@@ -1760,6 +1770,9 @@ static void usage(FILE *f)
 	        "\n"
 	        "  --url URL            server endpoint (IPv4 literal or localhost), required\n"
 	        "  --subscribers N      subscriber clients, one TCP connection each (default %d)\n"
+	        "  --sub-ports P[,P...] subscribers connect to these ports of --url's host,\n"
+	        "                       round robin (cluster nodes; default --url's port)\n"
+	        "  --pub-port P         publishers connect to this port (default --url's port)\n"
 	        "  --channels C         channels; subscriber i takes /bench/(i %% C) (default %d)\n"
 	        "  --publishers P       publisher clients (default %d)\n"
 	        "  --rate R             aggregate publishes/s; 0 = as fast as acks return\n"
@@ -1902,6 +1915,19 @@ static void parse_args(int argc, char **argv)
 			if (!v)
 				die("--url needs a value");
 			opt.url = v;
+		} else if (FLAG("--sub-ports")) {
+			if (!v)
+				die("--sub-ports needs PORT[,PORT...]");
+			for (const char *q = v; *q && opt.n_sub_ports < 8;) {
+				char *end;
+				long port = strtol(q, &end, 10);
+				if (end == q || port < 1 || port > 65535 || (*end && *end != ','))
+					die("--sub-ports must be PORT[,PORT...] (at most 8), got '%s'", v);
+				opt.sub_ports[opt.n_sub_ports++] = (uint16_t)port;
+				q = *end ? end + 1 : end;
+			}
+		} else if (FLAG("--pub-port")) {
+			opt.pub_port = (uint16_t)parse_long(a, v, 1, 65535);
 		} else if (FLAG("--subscribers")) {
 			opt.subscribers = parse_long(a, v, 0, 1000000);
 		} else if (FLAG("--channels")) {

@@ -157,6 +157,14 @@ typedef struct bx_config {
 	                          meta page; 0: not the meta page (the last writes
 	                          may be lost to a power loss or OS crash, never
 	                          to the process dying) */
+	/* Clustering (README "Clustering"): nodes sharing one Redis deliver
+	 * each other's publishes to their subscribers. */
+	const char *redis;        /* "redis://HOST[:PORT][/DB]" or "unix:/PATH",
+	                             default NULL = one node, no Redis */
+	const char *redis_prefix; /* prefix of every Redis channel and key,
+	                             default NULL = "bayeux" */
+	const char *node_id;      /* this node's name in Redis, default NULL =
+	                             "<hostname>-<pid>" */
 } bx_config;
 
 typedef struct bx_server bx_server;

@@ -19,6 +19,7 @@
 #include "json.h"
 #include "json_scan.h"
 #include "log.h"
+#include "gate.h"
 
 void bx_response_init(bx_response *res)
 {
@@ -313,4 +314,5 @@ void bx_dispatch(bx_server *srv, const bx_request *req, bx_response *res)
 	bx_pending_settle(&b); /* retained publishes: park until durable */
 	if (!res->pending && res->body.failed)
 		fail(res, 503, "out of memory");
+	bx_gate_park(&b); /* subscriptions the bus has not confirmed yet */
 }

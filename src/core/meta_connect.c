@@ -13,6 +13,7 @@
 #include "browser.h"
 #include "stream.h"
 #include "log.h"
+#include "gate.h"
 
 /* The client's advice.timeout, capped at the server's; -1 when absent. */
 static int64_t client_timeout(const bx_in *in, int64_t server)
@@ -174,6 +175,10 @@ void bx_meta_connect(bx_batch *b, bx_in *in)
 
 void bx_hold_finish(bx_server *srv, bx_hold *h, bx_response *res)
 {
+	if (h->gate) {
+		bx_gate_finish(h, res);
+		return;
+	}
 	bx_session *s = h->session;
 	int64_t now = bx_now(srv);
 	pthread_mutex_lock(&s->lock);
@@ -218,6 +223,10 @@ void bx_hold_finish(bx_server *srv, bx_hold *h, bx_response *res)
 
 void bx_hold_abandon(bx_server *srv, bx_hold *h)
 {
+	if (h->gate) {
+		bx_gate_abandon(h);
+		return;
+	}
 	bx_session *s = h->session;
 	pthread_mutex_lock(&s->lock);
 	if (s->hold == h) { /* never released: detach without waking */

@@ -13,6 +13,7 @@
 #include "browser.h"
 #include "stream.h"
 #include "history.h"
+#include "gate.h"
 
 /* Most patterns in one subscribe message. */
 #define BX_SUBSCRIPTIONS_PER_MESSAGE 256
@@ -180,6 +181,8 @@ void bx_meta_subscribe(bx_batch *b, bx_in *in, bool subscribe)
 				err = "403::too_many_subscriptions"; /* --max-subscriptions */
 			else if (rc != 0)
 				err = "500::out_of_memory";
+			else
+				bx_gate_wait(b, p, len); /* the reply waits for the bus */
 		} else {
 			bx_router_unsubscribe(&b->srv->router, s, p, len);
 		}

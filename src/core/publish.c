@@ -13,8 +13,11 @@
 #include "browser.h"
 #include "stream.h"
 #include "log.h"
+#include "bus.h"
+#include "json.h"
 
-size_t bx_broadcast(bx_server *srv, const char *channel, size_t len, bx_msg *m)
+/* Queues m for every local subscriber of channel; returns how many. */
+static size_t deliver_local(bx_server *srv, const char *channel, size_t len, bx_msg *m)
 {
 	bx_sessvec subs = {0};
 	bx_router_match(&srv->router, channel, len, &subs);
@@ -22,9 +25,48 @@ size_t bx_broadcast(bx_server *srv, const char *channel, size_t len, bx_msg *m)
 		bx_session_deliver(subs.v[i], m);
 	size_t n = subs.n;
 	bx_sessvec_release(&subs);
+	return n;
+}
+
+size_t bx_broadcast(bx_server *srv, const char *channel, size_t len, bx_msg *m)
+{
+	size_t n = deliver_local(srv, channel, len, m);
+	/* The origin delivers locally itself; the other nodes get it once. */
+	if (srv->bus)
+		srv->bus->ops->publish(srv->bus->self, channel, len, m);
 	atomic_fetch_add(&srv->stats.publishes, 1);
 	return n;
 }
+
+size_t bx_bus_deliver(bx_server *srv, const char *channel, size_t chlen, const char *json,
+                      size_t len)
+{
+	/* What another node sent is checked like a client's publish: a
+	 * broadcast channel, and a JSON object (never break a reply array). */
+	unsigned flags;
+	int shown = (int)(chlen > 64 ? 64 : chlen);
+	if (!bx_channel_check(channel, chlen, &flags) ||
+	    (flags & (BX_CH_META | BX_CH_SERVICE | BX_CH_WILD))) {
+		bx_debug("bus: dropped a message for %.*s", shown, channel);
+		return 0;
+	}
+	size_t end = 0;
+	enum json_tokener_error jerr;
+	json_object *o = bx_json_parse(json, len, &end, &jerr);
+	bool ok = o && json_object_is_type(o, json_type_object) && end == len;
+	json_object_put(o);
+	if (!ok) {
+		bx_debug("bus: dropped a message for %.*s that is not a JSON object", shown, channel);
+		return 0;
+	}
+	bx_msg *m = bx_msg_new(json, len);
+	if (!m)
+		return 0;
+	size_t n = deliver_local(srv, channel, chlen, m);
+	bx_msg_unref(m);
+	return n;
+}
+
 
 
 /* PROTOCOL.md §5: a publish with no clientId is a backend's, accepted only

@@ -33,6 +33,7 @@ typedef struct bx_batch {
 	int64_t now;
 	int64_t wall; /* wall clock (ms since 1970) when the request arrived */
 	struct bx_pending *pending; /* publishes waiting to be durable (durable.c) */
+	struct bx_gate *gate; /* the reply waits for the bus (gate.c), or NULL */
 } bx_batch;
 
 /* One incoming message; pointers borrow from the parsed JSON. */

@@ -18,6 +18,7 @@
 
 #include "channel.h"
 #include "server.h"
+#include "bus.h"
 
 typedef struct bx_subset {
 	bx_session **v;
@@ -266,6 +267,10 @@ int bx_router_subscribe(bx_router *r, bx_session *s, const char *pattern, size_t
 		goto out;
 	}
 	s->subs[s->nsubs++] = copy;
+	/* The pattern's first local subscriber: this node wants it from the
+	 * others (bus.h). Under the write lock, so on/off arrive in order. */
+	if (set->n == 1 && s->srv && s->srv->bus)
+		s->srv->bus->ops->interest(s->srv->bus->self, pattern, len, true, NULL, NULL);
 	rc = 0;
 out:
 	pthread_rwlock_unlock(&r->lock);
@@ -277,8 +282,11 @@ static void detach(bx_router *r, bx_session *s, const char *pattern, size_t len)
 {
 	bx_rnode *x = NULL;
 	bx_subset *set = locate(r, pattern, len, false, &x);
-	if (set && subset_del(set, s))
+	if (set && subset_del(set, s)) {
+		if (set->n == 0 && s->srv && s->srv->bus) /* its last one */
+			s->srv->bus->ops->interest(s->srv->bus->self, pattern, len, false, NULL, NULL);
 		prune(x);
+	}
 }
 
 bool bx_router_unsubscribe(bx_router *r, bx_session *s, const char *pattern, size_t len)

@@ -29,7 +29,11 @@
 struct bx_server;
 typedef struct bx_session bx_session;
 
-/* A /meta/connect parked until a wake. Owned by the transport's request. */
+typedef struct bx_gate bx_gate;
+
+/* A /meta/connect parked until a wake, or (gate non-NULL) a complete reply
+ * parked until the bus confirmed its subscriptions (gate.c). Owned by the
+ * transport's request. */
 typedef struct bx_hold {
 	bx_session *session; /* one reference */
 	bx_waker waker;
@@ -40,6 +44,8 @@ typedef struct bx_hold {
 	int64_t deadline;               /* when the poll timeout releases it */
 	char id_json[BX_MSGID_MAX + 8]; /* the request's id as JSON text, or "" */
 	bx_timesync timesync;           /* the request's ext.timesync (timesync.h) */
+	bx_gate *gate; /* a parked reply: its gate (one reference); session NULL */
+	bx_buf body;   /* ... and the reply, complete */
 } bx_hold;
 
 /*

@@ -21,6 +21,7 @@
 #include "notify.h"
 #include "reload.h"
 #include "core/history.h"
+#include "cluster/redis.h"
 
 #define EXIT_USAGE 2
 
@@ -81,6 +82,12 @@ static void usage(FILE *f)
 	           "  --store DIR          keep that history on disk (LMDB in DIR): it survives\n"
 	           "                       restarts and a publish is acknowledged once synced;\n"
 	           "                       without it history is kept in memory\n");
+	fprintf(f, "  --redis URL          share publishes with the other nodes on this Redis:\n"
+	           "                       redis://HOST[:PORT][/DB] or unix:/PATH (default: none,\n"
+	           "                       one node); see README 'Clustering'\n"
+	           "  --redis-prefix P     prefix of every Redis channel and key (default bayeux)\n"
+	           "  --node-id NAME       this node's name in Redis and the logs (default\n"
+	           "                       HOSTNAME-PID)\n");
 	bx_security_usage(f);
 	fprintf(f, "  --help               show this help and exit\n"
 	           "  --version            show the version and exit\n\n"
@@ -148,6 +155,7 @@ static void parse_limit(const bx_limit *l, const char *arg, bx_config *cfg)
 
 enum { OPT_PUBLISH_TOKEN_FILE = 900, OPT_ALLOW_LOCAL_PUBLISH };
 enum { OPT_RETAIN = 660, OPT_STORE };
+enum { OPT_REDIS = 500, OPT_REDIS_PREFIX, OPT_NODE_ID };
 enum { OPT_AUTH = 700, OPT_AUTH_SECRET_FILE, OPT_ACL };
 enum { OPT_ALLOW_ORIGIN = 800, OPT_SAMESITE, OPT_COOKIE_SECURE, OPT_WEB_ROOT, OPT_WEB_MOUNT };
 /* Room for repeated --allow-origin and --web-mount flags. */
@@ -239,6 +247,9 @@ int main(int argc, char **argv)
 	opts[k++] =
 	        (struct option){"auth-secret-file", required_argument, NULL, OPT_AUTH_SECRET_FILE};
 	opts[k++] = (struct option){"acl", required_argument, NULL, OPT_ACL};
+	opts[k++] = (struct option){"redis", required_argument, NULL, OPT_REDIS};
+	opts[k++] = (struct option){"redis-prefix", required_argument, NULL, OPT_REDIS_PREFIX};
+	opts[k++] = (struct option){"node-id", required_argument, NULL, OPT_NODE_ID};
 	opts[k++] = (struct option){"help", no_argument, NULL, OPT_HELP};
 	opts[k++] = (struct option){"version", no_argument, NULL, OPT_VERSION};
 	for (size_t i = 0; i < bx_nlimits; i++)
@@ -366,6 +377,15 @@ int main(int argc, char **argv)
 		case OPT_ACL:
 			sec.acl_file = optarg;
 			break;
+		case OPT_REDIS:
+			cfg.redis = optarg;
+			break;
+		case OPT_REDIS_PREFIX:
+			cfg.redis_prefix = optarg;
+			break;
+		case OPT_NODE_ID:
+			cfg.node_id = optarg;
+			break;
 		case OPT_HELP:
 			usage(stdout);
 			return 0;
@@ -388,6 +408,14 @@ int main(int argc, char **argv)
 	char err[1024];
 	if (bx_config_check(&cfg, err, sizeof err) != 0)
 		die_usage("%s%s", err, "");
+	if (!cfg.redis && (cfg.redis_prefix || cfg.node_id))
+		die_usage("%s needs --redis%s", cfg.node_id ? "--node-id" : "--redis-prefix", "");
+	if (cfg.redis) {
+		char rerr[512];
+		bx_redis_opts ro = {.url = cfg.redis, .prefix = cfg.redis_prefix, .node_id = cfg.node_id};
+		if (bx_redis_opts_check(&ro, rerr, sizeof rerr) != 0)
+			die_usage("%s%s", rerr, "");
+	}
 
 	/* Signals are taken by sigwait() below, so every thread blocks them. */
 	sigset_t set;

@@ -23,6 +23,7 @@
 #include "core/log.h"
 #include "core/limits.h"
 #include "store/engines.h"
+#include "cluster/redis.h"
 
 const char *bx_strerror(int err)
 {
@@ -129,6 +130,26 @@ int bx_server_new(const bx_config *cfg, bx_server **out)
 		return hrc;
 	}
 	bx_log_set_level(cfg->log_level);
+	/* The node bus: its thread connects in the background (a Redis that is
+	 * down is retried, not an error). It copies what it keeps. */
+	srv->cfg.redis = srv->cfg.redis_prefix = srv->cfg.node_id = NULL;
+	if (!cfg->redis && (cfg->redis_prefix || cfg->node_id)) {
+		bx_error("%s needs --redis", cfg->node_id ? "--node-id" : "--redis-prefix");
+		bx_server_free(srv);
+		return -BX_EINVAL;
+	}
+	if (cfg->redis) {
+		bx_redis_opts ro = {
+		        .url = cfg->redis, .prefix = cfg->redis_prefix, .node_id = cfg->node_id};
+		bx_bus *bus = calloc(1, sizeof *bus);
+		int brc = bus ? bx_redis_bus_new(srv, &ro, bus) : -BX_ENOMEM;
+		if (brc != 0) {
+			free(bus);
+			bx_server_free(srv);
+			return brc;
+		}
+		srv->bus = bus;
+	}
 	*out = srv;
 	return 0;
 }
@@ -219,8 +240,13 @@ void bx_server_stop(bx_server *srv)
 		/* Publishes waiting for the disk are answered while the
 		 * transport can still send. */
 		bx_history_close(srv->history);
-		bx_http_stop(srv);
 	}
+	/* Replies waiting for the bus are released (unconfirmed) too; no more
+	 * deliveries from other nodes. */
+	if (srv->bus)
+		srv->bus->ops->stop(srv->bus->self);
+	if (srv->http)
+		bx_http_stop(srv);
 	bx_timer_join(&srv->timer);
 }
 
@@ -235,6 +261,11 @@ void bx_server_free(bx_server *srv)
 	bx_cors_free(srv);
 	bx_static_free(srv);
 	bx_router_destroy(&srv->router);
+	if (srv->bus) { /* after the sessions: their unsubscribes went to it */
+		srv->bus->ops->close(srv->bus->self);
+		free(srv->bus);
+		srv->bus = NULL;
+	}
 	bx_api_free(srv);
 	bx_peers_free(srv->peers);
 	bx_history_free(srv->history);

@@ -28,6 +28,7 @@ targets=(
 	"fuzz_json_scan tests/fuzz/corpus-json-scan tests/fuzz/bayeux.dict"
 	"fuzz_config tests/fuzz/corpus-config -"
 	"fuzz_retain tests/fuzz/corpus-retain -"
+	"fuzz_bus_header tests/fuzz/corpus-bus -"
 )
 
 [ -x configure ] || ./autogen.sh >/dev/null
