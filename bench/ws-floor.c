@@ -10,7 +10,9 @@
  *   bench/ws-floor [SOCKETS [ROUNDS [CPU]]]   (default 1000 200; CPU: pin the
  *   writer to this core, and the reader to the other)
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>

@@ -55,4 +55,14 @@ void bx_ws_free(bx_ws *ws);
 /* Sockets open now. */
 size_t bx_ws_count(const bx_ws *ws);
 
+/*---- The upgrade (websocket.c), for http.c ---------------------------------------*/
+
+#ifdef MHD_VERSION
+/* True when the request asks for a WebSocket (Upgrade: websocket). */
+bool bx_ws_wanted(struct MHD_Connection *conn);
+/* Answers it: 101 and the socket to the loops, or 400/403/426 with a reason. */
+enum MHD_Result bx_ws_serve(struct bx_server *srv, struct MHD_Connection *conn,
+                            const char *method, const char *version);
+#endif
+
 #endif

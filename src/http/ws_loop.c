@@ -40,8 +40,11 @@
 #include <wslay/wslay.h>
 
 #include "core/dispatch.h"
+#include "core/json.h"
 #include "core/log.h"
+#include "core/server.h"
 #include "core/session.h"
+#include "core/table.h"
 #include "http/websocket.h"
 
 /* Requests for the loop, set in rflags under the loop's lock. */
@@ -108,6 +111,7 @@ struct ws_loop {
 	pthread_mutex_t lock;
 	ws_conn *ready; /* conns with rflags, newest first */
 	bool stop;
+	bool close_all; /* shutdown: close every socket (1001) */
 	/* Loop thread only. */
 	ws_conn *all;
 	size_t count;
@@ -159,24 +163,70 @@ static void loop_post(ws_conn *c, unsigned flags)
 
 static void sink_kick(bx_sink *sk)
 {
+	bx_debug("WebSocket: kick");
 	loop_post(CONN_OF_SINK(sk), F_KICK);
 }
 
+/* Detach (the session's lock is held) and let the loop unbind. */
 static void sink_end(bx_sink *sk, int reason)
 {
 	ws_conn *c = CONN_OF_SINK(sk);
 	ws_loop *l = c->loop;
+	if (c->session && c->session->sink == sk)
+		c->session->sink = NULL;
 	pthread_mutex_lock(&l->lock);
 	c->end_reason = reason;
 	pthread_mutex_unlock(&l->lock);
 	loop_post(c, F_END);
 }
 
+/* Connects come over the socket and are held as over long polling: the
+ * session's timer stays the held connect's or its expiry (session.h). */
 static const bx_sink_ops ws_sink_ops = {
-        .kind = BX_SINK_WEBSOCKET,
+        .connects = true,
         .kick = sink_kick,
         .end = sink_end,
 };
+
+static bool bx_sink_attached_locked(const bx_session *s, const bx_sink *k)
+{
+	return s->sink == k;
+}
+
+/* One sink a session: an older one (a stream, another socket) ends. */
+static void bx_sink_attach_locked(bx_session *s, bx_sink *k)
+{
+	if (s->sink && s->sink != k)
+		bx_session_end_sink_locked(s, BX_WAKE_REPLACED);
+	s->sink = k;
+}
+
+static void bx_sink_detach_locked(bx_session *s, bx_sink *k)
+{
+	if (s->sink == k)
+		s->sink = NULL;
+}
+
+/* Moves queued messages into out, comma-separated, until about max bytes;
+ * returns how many. Caller holds s->lock. */
+static size_t drain_some_locked(bx_session *s, bx_buf *out, size_t max)
+{
+	size_t n = 0, start = out->len;
+	while (n < s->qlen && (n == 0 || out->len - start < max)) {
+		bx_msg *m = s->q[(s->qhead + n) % s->qcap];
+		if (n)
+			bx_buf_putc(out, ',');
+		bx_buf_append(out, m->data, m->len);
+		bx_msg_unref(m);
+		n++;
+	}
+	s->qhead = (s->qhead + n) % (s->qcap ? s->qcap : 1);
+	s->qlen -= n;
+	if (s->qlen == 0)
+		s->qhead = 0;
+	atomic_fetch_add(&s->srv->stats.deliveries, n);
+	return n;
+}
 
 static void hold_suspend(void *arg)
 {
@@ -277,7 +327,8 @@ static void conn_push(ws_conn *c)
 		return;
 	}
 	bx_buf_putc(o, '[');
-	size_t n = bx_session_drain_some_locked(s, o, FRAME_MAX);
+	size_t n = drain_some_locked(s, o, FRAME_MAX);
+	bx_debug("WebSocket: session %.6s…: %zu messages pushed", s->id, n);
 	more = s->qlen > 0;
 	pthread_mutex_unlock(&s->lock);
 	bx_buf_putc(o, ']');
@@ -802,8 +853,16 @@ static void *loop_main(void *arg)
 			l->next_scan = now + step;
 		}
 		pthread_mutex_lock(&l->lock);
-		bool stop = l->stop;
+		bool stop = l->stop, close_all = l->close_all;
+		l->close_all = false;
 		pthread_mutex_unlock(&l->lock);
+		if (close_all) {
+			for (ws_conn *c = l->all, *next; c; c = next) {
+				next = c->next;
+				conn_close_with(c, 1001, "server shutting down");
+				conn_flush(c); /* may free c */
+			}
+		}
 		if (stop)
 			break;
 	}
@@ -908,8 +967,15 @@ void bx_ws_shutdown(bx_ws *ws, int64_t wait_ms)
 	if (!ws)
 		return;
 	atomic_store(&ws->closing_all, true);
-	/* The core released held connects (shutdown) and ends sinks; sockets
-	 * not bound to a session are closed by the loops' stop. */
+	/* The core released held connects (shutdown) and ended sinks before:
+	 * their replies are queued first, then every socket is closed. */
+	for (unsigned i = 0; i < ws->nloops; i++) {
+		ws_loop *l = &ws->loops[i];
+		pthread_mutex_lock(&l->lock);
+		l->close_all = true;
+		pthread_mutex_unlock(&l->lock);
+		loop_wake(l);
+	}
 	for (int64_t t = 0; t < wait_ms && atomic_load(&ws->count) > 0; t += 10) {
 		struct timespec ts = {0, 10 * 1000 * 1000};
 		nanosleep(&ts, NULL);
