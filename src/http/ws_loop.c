@@ -130,6 +130,7 @@ struct bx_ws {
 
 static void conn_free(ws_conn *c);
 static void conn_flush(ws_conn *c);
+static void conn_push(ws_conn *c);
 
 /*---- Cross-thread requests ------------------------------------------------------*/
 
@@ -163,7 +164,6 @@ static void loop_post(ws_conn *c, unsigned flags)
 
 static void sink_kick(bx_sink *sk)
 {
-	bx_debug("WebSocket: kick");
 	loop_post(CONN_OF_SINK(sk), F_KICK);
 }
 
@@ -265,8 +265,8 @@ static void conn_bind(ws_conn *c, bx_session *s)
 	bool queued = s->qlen > 0;
 	pthread_mutex_unlock(&s->lock);
 	bx_debug("session %.6s…: bound to a WebSocket", s->id);
-	if (queued)
-		loop_post(c, F_KICK);
+	if (queued) /* now: before the reply of the batch that bound it */
+		conn_push(c);
 }
 
 static void conn_unbind(ws_conn *c)
@@ -328,7 +328,6 @@ static void conn_push(ws_conn *c)
 	}
 	bx_buf_putc(o, '[');
 	size_t n = drain_some_locked(s, o, FRAME_MAX);
-	bx_debug("WebSocket: session %.6s…: %zu messages pushed", s->id, n);
 	more = s->qlen > 0;
 	pthread_mutex_unlock(&s->lock);
 	bx_buf_putc(o, ']');
