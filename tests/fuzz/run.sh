@@ -29,7 +29,7 @@ if [ ! -f "$build/Makefile" ]; then
 		exit 1
 	}
 fi
-make -s -C "$build" -j"$(nproc)" tests/fuzz/fuzz_dispatch tests/fuzz/fuzz_token tests/fuzz/fuzz_json_scan >/dev/null || {
+make -s -C "$build" -j"$(nproc)" tests/fuzz/fuzz_dispatch tests/fuzz/fuzz_token tests/fuzz/fuzz_json_scan tests/fuzz/fuzz_ws >/dev/null || {
 	echo "fuzz: the build failed" >&2
 	exit 1
 }
@@ -38,13 +38,14 @@ export ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=1:${ASAN_OPTIONS:-
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
 status=0
 # Each target: its seed corpus and dictionary; SECONDS is split between them
-# (the request path gets five eighths, the token parser and the pre-parse
-# census (checked against json-c) three sixteenths each).
-for target in fuzz_dispatch fuzz_token fuzz_json_scan; do
+# (the request path gets half, the token parser, the pre-parse census
+# (checked against json-c) and the WebSocket frame path a sixth each).
+for target in fuzz_dispatch fuzz_token fuzz_json_scan fuzz_ws; do
 	case $target in
-	fuzz_dispatch) seeds=tests/fuzz/corpus dict=(-dict=tests/fuzz/bayeux.dict) t=$((seconds * 5 / 8)) ;;
-	fuzz_token) seeds=tests/fuzz/corpus-token dict=() t=$((seconds * 3 / 16)) ;;
-	fuzz_json_scan) seeds=tests/fuzz/corpus-json-scan dict=(-dict=tests/fuzz/bayeux.dict) t=$((seconds - seconds * 5 / 8 - seconds * 3 / 16)) ;;
+	fuzz_dispatch) seeds=tests/fuzz/corpus dict=(-dict=tests/fuzz/bayeux.dict) t=$((seconds / 2)) ;;
+	fuzz_token) seeds=tests/fuzz/corpus-token dict=() t=$((seconds / 6)) ;;
+	fuzz_json_scan) seeds=tests/fuzz/corpus-json-scan dict=(-dict=tests/fuzz/bayeux.dict) t=$((seconds / 6)) ;;
+	fuzz_ws) seeds=tests/fuzz/corpus-ws dict=(-dict=tests/fuzz/bayeux.dict) t=$((seconds - seconds / 2 - 2 * (seconds / 6))) ;;
 	esac
 	[ "$t" -ge 1 ] || t=1
 	work="$build/fuzz-corpus/$target"
