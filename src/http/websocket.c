@@ -12,6 +12,8 @@
  * site would act with the user's cookie).
  */
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <microhttpd.h>
 #include <stdio.h>
 #include <string.h>
@@ -62,10 +64,10 @@ static bool same_origin(const char *origin, const char *host)
 	return strcasecmp(p, host) == 0;
 }
 
-static void done_mhd(void *arg, int fd)
+static void done_close(void *arg, int fd)
 {
-	(void)fd;
-	MHD_upgrade_action(arg, MHD_UPGRADE_ACTION_CLOSE);
+	(void)arg;
+	close(fd);
 }
 
 static void on_upgrade(void *cls, struct MHD_Connection *conn, void *con_cls,
@@ -79,14 +81,21 @@ static void on_upgrade(void *cls, struct MHD_Connection *conn, void *con_cls,
 	        .browser = MHD_lookup_connection_value(conn, MHD_COOKIE_KIND, "BAYEUX_BROWSER"),
 	        .addr = bx_http_peer_text(conn, addr, sizeof addr),
 	        .backend = bx_http_backend(srv, conn),
-	        .done = done_mhd,
-	        .done_arg = urh,
+	        .done = done_close,
 	};
+	/* The socket is ours from here on: a duplicate of its descriptor goes
+	 * to the loops and libmicrohttpd gets the upgrade back at once, so it
+	 * frees its connection and memory pool (kept otherwise for the
+	 * socket's life) and closes only its own descriptor. */
 	bx_ws *ws = bx_http_ws(srv);
-	if (!ws || bx_ws_adopt(ws, sock, extra_in, extra_in_size, &peer) != 0) {
-		bx_warn("WebSocket: could not take over an upgraded socket: closing it");
-		MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+	int fd = ws ? fcntl(sock, F_DUPFD_CLOEXEC, 3) : -1;
+	if (fd >= 0 && bx_ws_adopt(ws, fd, extra_in, extra_in_size, &peer) != 0) {
+		close(fd);
+		fd = -1;
 	}
+	if (fd < 0)
+		bx_warn("WebSocket: could not take over an upgraded socket: closing it");
+	MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
 }
 
 static enum MHD_Result refuse(struct MHD_Connection *conn, unsigned status, const char *text)
