@@ -54,6 +54,8 @@ void bx_ws_shutdown(bx_ws *ws, int64_t wait_ms);
 void bx_ws_free(bx_ws *ws);
 /* Sockets open now. */
 size_t bx_ws_count(const bx_ws *ws);
+/* Of those, how many hold a wslay context (~9 KiB; idle ones shed it). */
+size_t bx_ws_contexts(const bx_ws *ws);
 
 /*---- The upgrade (websocket.c), for http.c ---------------------------------------*/
 

@@ -20,6 +20,12 @@
  * client's reconnect. Idle sockets get a ping after --ws-ping; one with no
  * traffic for another --ws-ping is dropped.
  *
+ * Memory: wslay's context is ~9 KiB (two 4 KiB buffers), more than all the
+ * rest of an idle socket and its session; a socket idle for a second at a
+ * frame boundary (every byte given to wslay belongs to a complete frame,
+ * counted with wslay's frame callbacks, no fragmented message open, nothing
+ * queued, not closing) frees it, and the next byte in or out makes a new one.
+ *
  * Closing: after a close frame is sent (ours or the echo of the peer's) the
  * write side is shut down and the socket lingers (reading and discarding)
  * until the peer's EOF or a second, so that the peer reads our close frame
@@ -38,6 +44,9 @@
 
 #include <json-c/json.h>
 #include <wslay/wslay.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "core/dispatch.h"
 #include "core/json.h"
@@ -74,7 +83,12 @@ typedef struct ws_hold {
 struct ws_conn {
 	ws_loop *loop;
 	int fd;
-	wslay_event_context_ptr ctx;
+	wslay_event_context_ptr ctx; /* NULL while idle (shed: see ctx_shed) */
+	uint64_t bytes_in;   /* bytes handed to wslay */
+	uint64_t bytes_done; /* bytes of the complete frames it parsed */
+	uint64_t frame_len;  /* header + payload of the frame being read */
+	bool in_msg;         /* a fragmented message is not complete */
+	int64_t last_io;     /* last byte in or out */
 	bx_ws_peer peer; /* strings point into the fields below */
 	char browser[BX_ID_LEN + 1];
 	char addr[64];
@@ -124,6 +138,7 @@ struct bx_ws {
 	unsigned nloops;
 	atomic_uint next;
 	atomic_size_t count;
+	atomic_size_t contexts; /* wslay contexts alive (the others were shed) */
 	atomic_bool closing_all;
 	ws_loop loops[];
 };
@@ -131,6 +146,7 @@ struct bx_ws {
 static void conn_free(ws_conn *c);
 static void conn_flush(ws_conn *c);
 static void conn_push(ws_conn *c);
+static wslay_event_context_ptr ctx_get(ws_conn *c);
 
 /*---- Cross-thread requests ------------------------------------------------------*/
 
@@ -286,7 +302,7 @@ static void conn_unbind(ws_conn *c)
 static void conn_queue_text(ws_conn *c, const char *p, size_t len)
 {
 	struct wslay_event_msg m = {WSLAY_TEXT_FRAME, (const uint8_t *)p, len};
-	if (wslay_event_queue_msg(c->ctx, &m) != 0)
+	if (!ctx_get(c) || wslay_event_queue_msg(c->ctx, &m) != 0)
 		bx_debug("WebSocket: a frame could not be queued (closing)");
 }
 
@@ -296,6 +312,10 @@ static void conn_close_with(ws_conn *c, uint16_t code, const char *reason)
 		return;
 	c->closing = true;
 	c->close_deadline = bx_now(c->loop->ws->srv) + CLOSE_WAIT_MS;
+	if (!ctx_get(c)) {
+		c->eof = true; /* no memory for a close frame: just go */
+		return;
+	}
 	wslay_event_queue_close(c->ctx, code, (const uint8_t *)reason, reason ? strlen(reason) : 0);
 	wslay_event_shutdown_read(c->ctx);
 }
@@ -307,7 +327,7 @@ static void conn_push(ws_conn *c)
 	bx_server *srv = c->loop->ws->srv;
 	if (!s || c->closing)
 		return;
-	size_t pending = wslay_event_get_queued_msg_length(c->ctx);
+	size_t pending = c->ctx ? wslay_event_get_queued_msg_length(c->ctx) : 0;
 	bx_buf *o = &c->loop->out;
 	o->len = 0;
 	bool more = false;
@@ -535,11 +555,14 @@ static ssize_t cb_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
 			c->extra = NULL;
 			c->extra_len = c->extra_off = 0;
 		}
+		c->bytes_in += n;
 		return (ssize_t)n;
 	}
 	ssize_t r = recv(c->fd, buf, len, 0);
-	if (r > 0)
+	if (r > 0) {
+		c->bytes_in += (uint64_t)r;
 		return r;
+	}
 	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
 		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
 		return -1;
@@ -591,18 +614,73 @@ static void cb_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
 	}
 }
 
+/* Frame accounting for ctx_shed(): the header's length as the client must
+ * encode it (shortest form, masked); a longer encoding only makes us count
+ * fewer bytes done, never more. */
+static void cb_frame_start(wslay_event_context_ptr ctx,
+                           const struct wslay_event_on_frame_recv_start_arg *arg, void *user)
+{
+	(void)ctx;
+	ws_conn *c = user;
+	uint64_t n = arg->payload_length;
+	c->frame_len = 2 + (n < 126 ? 0 : n <= 0xffff ? 2 : 8) + 4 + n;
+	if (!(arg->opcode & 0x8)) /* data frames: a message ends with FIN */
+		c->in_msg = !arg->fin;
+}
+
+static void cb_frame_end(wslay_event_context_ptr ctx, void *user)
+{
+	(void)ctx;
+	ws_conn *c = user;
+	c->bytes_done += c->frame_len;
+	c->frame_len = 0;
+}
+
 static const struct wslay_event_callbacks ws_callbacks = {
         .recv_callback = cb_recv,
         .send_callback = cb_send,
+        .on_frame_recv_start_callback = cb_frame_start,
+        .on_frame_recv_end_callback = cb_frame_end,
         .on_msg_recv_callback = cb_msg,
 };
+
+/* The socket's wslay context, made if it was shed; NULL on OOM. */
+static wslay_event_context_ptr ctx_get(ws_conn *c)
+{
+	if (c->ctx)
+		return c->ctx;
+	if (wslay_event_context_server_init(&c->ctx, &ws_callbacks, c) != 0) {
+		c->ctx = NULL;
+		return NULL;
+	}
+	wslay_event_config_set_max_recv_msg_length(c->ctx, c->loop->ws->srv->cfg.max_body);
+	atomic_fetch_add(&c->loop->ws->contexts, 1);
+	c->bytes_in = c->bytes_done = c->frame_len = 0;
+	c->in_msg = false;
+	return c->ctx;
+}
+
+/* Frees the context of a socket idle at a frame boundary (see the top);
+ * true when it did. */
+static bool ctx_shed(ws_conn *c, int64_t now)
+{
+	if (!c->ctx || c->closing || c->lingering || c->eof || c->in_msg ||
+	    c->bytes_in != c->bytes_done || c->extra_len || now - c->last_io < 1000 ||
+	    wslay_event_want_write(c->ctx) || !wslay_event_want_read(c->ctx) ||
+	    wslay_event_get_close_received(c->ctx) || wslay_event_get_close_sent(c->ctx))
+		return false;
+	wslay_event_context_free(c->ctx);
+	c->ctx = NULL;
+	atomic_fetch_sub(&c->loop->ws->contexts, 1);
+	return true;
+}
 
 /*---- The loop -------------------------------------------------------------------*/
 
 static void conn_interest(ws_conn *c)
 {
 	uint32_t ev = 0;
-	if (c->lingering)
+	if (c->lingering || !c->ctx)
 		ev = EPOLLIN;
 	else {
 		if (wslay_event_want_read(c->ctx))
@@ -637,10 +715,17 @@ static void conn_flush(ws_conn *c)
 {
 	if (c->lingering)
 		return;
-	if (!c->eof && wslay_event_want_write(c->ctx) && wslay_event_send(c->ctx) != 0)
-		c->eof = true;
+	if (!c->eof && c->ctx && wslay_event_want_write(c->ctx)) {
+		c->last_io = bx_now(c->loop->ws->srv);
+		if (wslay_event_send(c->ctx) != 0)
+			c->eof = true;
+	}
 	if (c->eof) {
 		conn_free(c);
+		return;
+	}
+	if (!c->ctx) {
+		conn_interest(c);
 		return;
 	}
 	bool sent_all = !wslay_event_want_write(c->ctx);
@@ -669,9 +754,11 @@ static void conn_io(ws_conn *c, uint32_t ev)
 		return;
 	}
 	if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP)) {
-		c->last_rx = bx_now(srv);
+		c->last_rx = c->last_io = bx_now(srv);
 		c->ping_out = false;
-		if (wslay_event_want_read(c->ctx) && wslay_event_recv(c->ctx) != 0)
+		if (!ctx_get(c))
+			c->eof = true; /* out of memory: drop the socket */
+		else if (wslay_event_want_read(c->ctx) && wslay_event_recv(c->ctx) != 0)
 			c->eof = true;
 		else if (!wslay_event_want_read(c->ctx) && (ev & (EPOLLERR | EPOLLHUP)))
 			c->eof = true;
@@ -691,8 +778,10 @@ static void conn_free(ws_conn *c)
 		free(wh);
 	}
 	epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-	if (c->ctx)
+	if (c->ctx) {
 		wslay_event_context_free(c->ctx);
+		atomic_fetch_sub(&l->ws->contexts, 1);
+	}
 	c->ctx = NULL;
 	c->peer.done(c->peer.done_arg, c->fd);
 	c->fd = -1;
@@ -793,31 +882,43 @@ static void loop_scan(ws_loop *l, int64_t now)
 {
 	bx_server *srv = l->ws->srv;
 	int64_t ping = srv->cfg.ws_ping_ms;
-	ws_conn *c = l->all;
-	while (c) {
-		ws_conn *next = c->next;
+	size_t shed = 0;
+	for (ws_conn *c = l->all, *next; c; c = next) {
+		next = c->next;
 		if (c->lingering) {
 			if (now >= c->linger_deadline)
 				conn_free(c);
-		} else if (c->closing) {
+			continue;
+		}
+		if (c->closing) {
 			if (now >= c->close_deadline)
 				conn_free(c);
-		} else if (ping > 0) {
-			if (c->ping_out && now - c->ping_at >= ping) {
-				bx_debug("WebSocket: no answer to a ping for %lld ms: dropping it",
-				         (long long)(now - c->ping_at));
-				conn_free(c);
-			} else if (!c->ping_out && now - c->last_rx >= ping) {
-				struct wslay_event_msg m = {WSLAY_PING, (const uint8_t *)"", 0};
-				if (wslay_event_queue_msg(c->ctx, &m) == 0) {
-					c->ping_out = true;
-					c->ping_at = now;
-				}
-				conn_flush(c);
-			}
+			continue;
 		}
-		c = next;
+		if (ping > 0 && c->ping_out && now - c->ping_at >= ping) {
+			bx_debug("WebSocket: no answer to a ping for %lld ms: dropping it",
+			         (long long)(now - c->ping_at));
+			conn_free(c);
+			continue;
+		}
+		if (ping > 0 && !c->ping_out && now - c->last_rx >= ping) {
+			struct wslay_event_msg m = {WSLAY_PING, (const uint8_t *)"", 0};
+			if (ctx_get(c) && wslay_event_queue_msg(c->ctx, &m) == 0) {
+				c->ping_out = true;
+				c->ping_at = now;
+			}
+			conn_flush(c); /* may free c */
+			continue;
+		}
+		shed += ctx_shed(c, now);
 	}
+#ifdef __GLIBC__
+	/* Contexts shed in bulk (clients that set up together and went idle)
+	 * leave free chunks amid the heap that glibc keeps resident: give their
+	 * pages back. */
+	if (shed >= 64)
+		malloc_trim(0);
+#endif
 }
 
 static void *loop_main(void *arg)
@@ -925,13 +1026,7 @@ int bx_ws_adopt(bx_ws *ws, int fd, const void *extra, size_t extra_len, const bx
 		memcpy(c->extra, extra, extra_len);
 		c->extra_len = extra_len;
 	}
-	if (wslay_event_context_server_init(&c->ctx, &ws_callbacks, c) != 0) {
-		free(c->extra);
-		free(c);
-		return -1;
-	}
 	bx_server *srv = ws->srv;
-	wslay_event_config_set_max_recv_msg_length(c->ctx, srv->cfg.max_body);
 	int fl = fcntl(fd, F_GETFL);
 	if (fl >= 0)
 		fcntl(fd, F_SETFL, fl | O_NONBLOCK);
@@ -948,7 +1043,7 @@ int bx_ws_adopt(bx_ws *ws, int fd, const void *extra, size_t extra_len, const bx
 		c->peer.addr = c->addr;
 	}
 	c->sink.ops = &ws_sink_ops;
-	c->last_rx = bx_now(srv);
+	c->last_rx = c->last_io = bx_now(srv);
 	unsigned i = atomic_fetch_add(&ws->next, 1) % ws->nloops;
 	c->loop = &ws->loops[i];
 	atomic_fetch_add(&ws->count, 1);
@@ -959,6 +1054,11 @@ int bx_ws_adopt(bx_ws *ws, int fd, const void *extra, size_t extra_len, const bx
 size_t bx_ws_count(const bx_ws *ws)
 {
 	return ws ? atomic_load(&ws->count) : 0;
+}
+
+size_t bx_ws_contexts(const bx_ws *ws)
+{
+	return ws ? atomic_load(&ws->contexts) : 0;
 }
 
 void bx_ws_shutdown(bx_ws *ws, int64_t wait_ms)

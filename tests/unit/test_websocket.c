@@ -398,3 +398,62 @@ Test(ws_conn, malformed_json_keeps_the_socket)
 	send_frame(8, "\x03\xe8", 2, true);
 	expect_close(1000);
 }
+
+Test(ws_conn, idle_socket_sheds_its_wslay_context_and_works_after)
+{
+	rlen = 0;
+	open_pair(NULL, 0);
+	handshake_subscribe("/t/idle");
+	cr_assert_eq(bx_ws_contexts(ws), 1);
+	/* Idle for more than a second at a frame boundary: the context goes. */
+	for (int i = 0; i < 60 && bx_ws_contexts(ws) > 0; i++) {
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	cr_assert_eq(bx_ws_contexts(ws), 0, "shed after a second idle");
+	cr_assert_eq(bx_ws_count(ws), 1, "the socket stays");
+	/* Out: a push makes a new one. */
+	cr_assert_eq(bx_publish(srv, "/t/idle", "{\"n\":1}", 7), 1);
+	json_object *r = read_json(2000);
+	cr_assert_str_eq(member(r, 0, "channel"), "/t/idle", "%s", frame);
+	json_object_put(r);
+	/* In, after shedding again: a frame split in two writes. */
+	for (int i = 0; i < 60 && bx_ws_contexts(ws) > 0; i++) {
+		struct timespec ts = {0, 50 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	cr_assert_eq(bx_ws_contexts(ws), 0);
+	do_connect(true);
+	r = read_json(2000);
+	cr_assert_str_eq(member(r, 0, "channel"), "/meta/connect", "%s", frame);
+	json_object_put(r);
+	close(peer);
+	cr_assert(wait_count(0, 2000));
+}
+
+Test(ws_conn, no_shedding_inside_a_fragmented_message)
+{
+	rlen = 0;
+	open_pair(NULL, 0);
+	/* The first fragment of a text message, then silence. */
+	unsigned char f[16] = {0x01, 0x80 | 5, 0, 0, 0, 0, '[', '{', '"', 'c', 'h'};
+	cr_assert_eq(write(peer, f, 11), 11);
+	struct timespec ts = {1, 600 * 1000 * 1000};
+	nanosleep(&ts, NULL);
+	cr_assert_eq(bx_ws_contexts(ws), 1, "kept: a message is half read");
+	/* Its end: the whole message is dispatched. */
+	const char *rest = "annel\":\"/meta/handshake\",\"version\":\"1.0\","
+	                   "\"supportedConnectionTypes\":[\"websocket\"]}]";
+	unsigned char g[128];
+	size_t n = strlen(rest);
+	g[0] = 0x80; /* FIN, continuation */
+	g[1] = (unsigned char)(0x80 | n);
+	memset(g + 2, 0, 4);
+	memcpy(g + 6, rest, n);
+	cr_assert_eq(write(peer, g, 6 + n), (ssize_t)(6 + n));
+	json_object *r = read_json(2000);
+	cr_assert_str_eq(member(r, 0, "successful"), "true", "%s", frame);
+	json_object_put(r);
+	close(peer);
+	cr_assert(wait_count(0, 2000));
+}
