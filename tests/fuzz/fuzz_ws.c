@@ -58,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size > 8192)
 		return 0;
 	/* Encode the frames. */
-	uint8_t *out = malloc(size * 2 + 64);
+	uint8_t *out = malloc(size * 4 + 64); /* a 2-byte header becomes up to 8 */
 	size_t n = 0, i = 0;
 	const uint8_t key[4] = {0xa5, 0x01, 0x5a, 0x10};
 	while (i + 2 <= size) {
