@@ -34,7 +34,7 @@ const SSE_SERVERS = ['bayeuxd', 'faye'];
 // only on request; bayeuxd and Faye (cometd-nodejs-server has no WebSocket).
 // With any of them, bench/ws-floor (the kernel's own cost of the fan-out's
 // writes) runs too and is printed beside them.
-const WS_SCENARIOS = ['fanout-ws', 'ceiling-ws', 'idle-ws'];
+const WS_SCENARIOS = ['fanout-ws', 'fanout-ws-spaced', 'ceiling-ws', 'idle-ws'];
 const WS_SERVERS = ['bayeuxd', 'faye'];
 const FLOOR = path.join(root, 'bench/ws-floor');
 let floorResult = null;
@@ -249,6 +249,10 @@ const SCEN = {
   'fanout-sse': () => [...SCEN.fanout(), '--transport', 'sse'],
   'idle-sse': () => [...SCEN.idle(), '--transport', 'sse'],
   'fanout-ws': () => [...SCEN.fanout(), '--transport', 'websocket'],
+  // One publisher: its 20 messages a second are 50 ms apart, so every delivery
+  // is its own frame (in fanout the two publishers fire together and a frame
+  // often carries two): the figure to set beside bench/ws-floor's per write.
+  'fanout-ws-spaced': () => [...SCEN.fanout().map((a, i, v) => (v[i - 1] === '--publishers' ? '1' : a)), '--transport', 'websocket'],
   'ceiling-ws': () => [...SCEN.ceiling(), '--transport', 'websocket'],
   'idle-ws': () => [...SCEN.idle(), '--transport', 'websocket'],
   'connect-loop': () => ['--connect-loop', '--subscribers', '100', '--setup', '3', '--warmup', '1',
@@ -420,7 +424,7 @@ function rows() {
       ...(opts.servers.includes('bayeuxd') ? peers.map((p) => ratio(v.bayeuxd, v[p], lowerIsBetter)) : [])]);
   };
   const R = (r) => r.result || {};
-  for (const sc of ['fanout', 'fanout-sse', 'fanout-ws', 'many-channels', 'ceiling', 'ceiling-ws']) {
+  for (const sc of ['fanout', 'fanout-sse', 'fanout-ws', 'fanout-ws-spaced', 'many-channels', 'ceiling', 'ceiling-ws']) {
     metric(sc, 'deliveries/s', (r) => R(r).deliveries_per_s, false, 0);
     metric(sc, 'delivery ratio', (r) => R(r).delivery_ratio, false, 4);
     metric(sc, 'latency p50 ms', (r) => R(r).latency_ms && R(r).latency_ms.p50, true, 2);
@@ -552,13 +556,15 @@ async function main() {
   if (floorResult) {
     console.log('');
     console.log(`floor: ${floorResult.line}`);
-    const fw = results['fanout-ws'] || {};
-    for (const s of WS_SERVERS) {
-      const r = fw[s];
-      const d = r && r.result && r.result.delivered;
-      if (r && r.serverCpu && d && floorResult.us) {
-        const us = (1e6 * r.serverCpu) / d;
-        console.log(`  fanout-ws ${s}: ${us.toFixed(2)} us of server CPU per delivery = ${(us / floorResult.us).toFixed(2)}x the floor's ${floorResult.us} us per write`);
+    for (const sc of ['fanout-ws', 'fanout-ws-spaced']) {
+      const fw = results[sc] || {};
+      for (const s of WS_SERVERS) {
+        const r = fw[s];
+        const d = r && r.result && r.result.delivered;
+        if (r && r.serverCpu && d && floorResult.us) {
+          const us = (1e6 * r.serverCpu) / d;
+          console.log(`  ${sc} ${s}: ${us.toFixed(2)} us of server CPU per delivery = ${(us / floorResult.us).toFixed(2)}x the floor's ${floorResult.us} us per write`);
+        }
       }
     }
   }

@@ -40,6 +40,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -89,6 +90,8 @@ struct ws_conn {
 	uint64_t frame_len;  /* header + payload of the frame being read */
 	bool in_msg;         /* a fragmented message is not complete */
 	int64_t last_io;     /* last byte in or out */
+	uint8_t stash[16];   /* a frame header wslay sent with "more" to come: it */
+	uint8_t stash_len;   /* goes out in one sendmsg() with the payload */
 	bx_ws_peer peer; /* strings point into the fields below */
 	char browser[BX_ID_LEN + 1];
 	char addr[64];
@@ -576,17 +579,57 @@ static ssize_t cb_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
                        void *user)
 {
 	ws_conn *c = user;
-	ssize_t r = send(c->fd, data, len,
-	                 MSG_NOSIGNAL | MSG_DONTWAIT | ((flags & WSLAY_MSG_MORE) ? MSG_MORE : 0));
-	if (r >= 0)
-		return r;
-	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
-		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-	else {
-		c->eof = true;
-		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+	/* wslay sends a frame's header, then its payload: one system call for
+	 * both (the header is kept and reported sent; it goes first). */
+	if (c->stash_len == 0 && (flags & WSLAY_MSG_MORE) && len <= sizeof c->stash) {
+		memcpy(c->stash, data, len);
+		c->stash_len = (uint8_t)len;
+		return (ssize_t)len;
 	}
-	return -1;
+	struct iovec iov[2];
+	int n = 0;
+	if (c->stash_len)
+		iov[n++] = (struct iovec){c->stash, c->stash_len};
+	iov[n++] = (struct iovec){(void *)data, len};
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+	ssize_t r = sendmsg(c->fd, &mh,
+	                    MSG_NOSIGNAL | MSG_DONTWAIT | ((flags & WSLAY_MSG_MORE) ? MSG_MORE : 0));
+	if (r < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+		else {
+			c->eof = true;
+			wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+		}
+		return -1;
+	}
+	if ((size_t)r < c->stash_len) {
+		memmove(c->stash, c->stash + r, c->stash_len - (size_t)r);
+		c->stash_len = (uint8_t)(c->stash_len - r);
+		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+		return -1;
+	}
+	r -= c->stash_len;
+	c->stash_len = 0;
+	if (r == 0 && len > 0) {
+		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+		return -1;
+	}
+	return r;
+}
+
+/* Sends a kept header that no payload followed; false when the socket
+ * failed. */
+static bool stash_flush(ws_conn *c)
+{
+	while (c->stash_len) {
+		ssize_t r = send(c->fd, c->stash, c->stash_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (r < 0)
+			return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+		memmove(c->stash, c->stash + r, c->stash_len - (size_t)r);
+		c->stash_len = (uint8_t)(c->stash_len - r);
+	}
+	return true;
 }
 
 static void cb_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
@@ -664,7 +707,7 @@ static wslay_event_context_ptr ctx_get(ws_conn *c)
  * true when it did. */
 static bool ctx_shed(ws_conn *c, int64_t now)
 {
-	if (!c->ctx || c->closing || c->lingering || c->eof || c->in_msg ||
+	if (!c->ctx || c->closing || c->lingering || c->eof || c->in_msg || c->stash_len ||
 	    c->bytes_in != c->bytes_done || c->extra_len || now - c->last_io < 1000 ||
 	    wslay_event_want_write(c->ctx) || !wslay_event_want_read(c->ctx) ||
 	    wslay_event_get_close_received(c->ctx) || wslay_event_get_close_sent(c->ctx))
@@ -685,7 +728,7 @@ static void conn_interest(ws_conn *c)
 	else {
 		if (wslay_event_want_read(c->ctx))
 			ev |= EPOLLIN;
-		if (wslay_event_want_write(c->ctx))
+		if (wslay_event_want_write(c->ctx) || c->stash_len)
 			ev |= EPOLLOUT;
 	}
 	if (ev == c->events)
@@ -715,9 +758,14 @@ static void conn_flush(ws_conn *c)
 {
 	if (c->lingering)
 		return;
-	if (!c->eof && c->ctx && wslay_event_want_write(c->ctx)) {
+	if (!c->eof && c->ctx && (wslay_event_want_write(c->ctx) || c->stash_len)) {
 		c->last_io = bx_now(c->loop->ws->srv);
-		if (wslay_event_send(c->ctx) != 0)
+		if (!stash_flush(c))
+			c->eof = true;
+		if (!c->eof && !c->stash_len && wslay_event_want_write(c->ctx) &&
+		    wslay_event_send(c->ctx) != 0)
+			c->eof = true;
+		if (!c->eof && !stash_flush(c))
 			c->eof = true;
 	}
 	if (c->eof) {
@@ -728,7 +776,7 @@ static void conn_flush(ws_conn *c)
 		conn_interest(c);
 		return;
 	}
-	bool sent_all = !wslay_event_want_write(c->ctx);
+	bool sent_all = !wslay_event_want_write(c->ctx) && !c->stash_len;
 	if (wslay_event_get_close_sent(c->ctx) && sent_all) {
 		/* Our close frame is out: stop writing, wait for the peer's EOF. */
 		shutdown(c->fd, SHUT_WR);
