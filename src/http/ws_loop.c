@@ -54,6 +54,7 @@
 #include "core/log.h"
 #include "core/server.h"
 #include "core/session.h"
+#include "core/stats.h"
 #include "core/table.h"
 #include "http/websocket.h"
 
@@ -231,11 +232,13 @@ static void bx_sink_detach_locked(bx_session *s, bx_sink *k)
 static size_t drain_some_locked(bx_session *s, bx_buf *out, size_t max)
 {
 	size_t n = 0, start = out->len;
+	int64_t now_us = s->qlen ? bx_clock_us() : 0;
 	while (n < s->qlen && (n == 0 || out->len - start < max)) {
 		bx_msg *m = s->q[(s->qhead + n) % s->qcap];
 		if (n)
 			bx_buf_putc(out, ',');
 		bx_buf_append(out, m->data, m->len);
+		bx_metrics_written(&s->srv->stats.m, m->born_us, now_us);
 		bx_msg_unref(m);
 		n++;
 	}
@@ -564,6 +567,7 @@ static ssize_t cb_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, in
 	ssize_t r = recv(c->fd, buf, len, 0);
 	if (r > 0) {
 		c->bytes_in += (uint64_t)r;
+		bx_metric_add(&c->loop->ws->srv->stats.m.bytes_in, (uint64_t)r);
 		return r;
 	}
 	if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
@@ -604,11 +608,13 @@ static ssize_t cb_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
 		return -1;
 	}
 	if ((size_t)r < c->stash_len) {
+		bx_metric_add(&c->loop->ws->srv->stats.m.bytes_out, (uint64_t)r);
 		memmove(c->stash, c->stash + r, c->stash_len - (size_t)r);
 		c->stash_len = (uint8_t)(c->stash_len - r);
 		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
 		return -1;
 	}
+	bx_metric_add(&c->loop->ws->srv->stats.m.bytes_out, (uint64_t)r);
 	r -= c->stash_len;
 	c->stash_len = 0;
 	if (r == 0 && len > 0) {

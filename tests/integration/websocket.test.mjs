@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import {describe, test} from 'node:test';
+import {AckExtension} from 'cometd';
 
 import {CometDClient, FayeClient, sleep, uniqueChannel, waitFor, withTimeout} from './lib/clients.mjs';
 import {SLOW, daemonArgv, startDaemon, stopDaemonClean} from './lib/daemon.mjs';
@@ -193,6 +194,34 @@ describe('CometD client, default transports', () => {
         await pub.disconnect();
         await ws.disconnect();
         await lp.disconnect();
+      }
+    });
+  });
+});
+
+describe('CometD client with the ack extension over websocket', () => {
+  test('deliveries come with connect replies (ext.ack), in order, none lost', async () => {
+    await withDaemon([], async (d) => {
+      const sub = new CometDClient(d.url, {websocket: true});
+      sub.cometd.registerExtension('ack', new AckExtension());
+      const pub = new CometDClient(d.url, {websocket: true});
+      const ch = uniqueChannel('/ack/ws');
+      const got = [];
+      try {
+        const hs = await sub.handshake();
+        assert.ok(hs.ext && hs.ext.ack, JSON.stringify(hs));
+        assert.equal(sub.transportType(), 'websocket');
+        await sub.subscribe(ch, (m) => got.push(m.data.n));
+        await pub.handshake();
+        for (let i = 0; i < 50; i++) await pub.publish(ch, {n: i});
+        await waitFor(() => got.length >= 50, 10000, 'acked deliveries');
+        assert.deepEqual(got, Array.from({length: 50}, (_, i) => i));
+        // The connect replies carried the batches.
+        assert.ok(sub.metaConnects.some((m) => m.ext && typeof m.ext.ack === 'number' && m.ext.ack > 0),
+          JSON.stringify(sub.metaConnects.slice(-3)));
+      } finally {
+        await sub.disconnect();
+        await pub.disconnect();
       }
     });
   });
