@@ -4,11 +4,13 @@
 // bad input (our own frame encoder, lib/ws.mjs); a consumer that never reads.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import {describe, test} from 'node:test';
 import {AckExtension} from 'cometd';
 
 import {CometDClient, FayeClient, sleep, uniqueChannel, waitFor, withTimeout} from './lib/clients.mjs';
-import {SLOW, daemonArgv, startDaemon, stopDaemonClean} from './lib/daemon.mjs';
+import {SLOW, daemonArgv, runDaemonOnce, startDaemon, stopDaemonClean} from './lib/daemon.mjs';
 import {request} from './lib/wire.mjs';
 import {acceptFor, upgrade} from './lib/ws.mjs';
 
@@ -196,6 +198,50 @@ describe('CometD client, default transports', () => {
         await lp.disconnect();
       }
     });
+  });
+});
+
+describe('--auth hmac and --acl over a socket', () => {
+  test('a handshake over the socket needs a token; the grants and the ACL decide subscribes and publishes', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bayeux-ws-auth-'));
+    const secret = path.join(dir, 'secret');
+    const acl = path.join(dir, 'acl');
+    fs.writeFileSync(secret, 'a websocket-test secret of more than 32 bytes\n', {mode: 0o600});
+    fs.writeFileSync(acl, 'allow authenticated subscribe /chat/**\nallow authenticated publish /chat/**\n'
+      + 'deny user:bob subscribe /chat/admin/**\n');
+    const mint = async (...args) => {
+      const r = await runDaemonOnce(['token', '--secret-file', secret, ...args]);
+      assert.equal(r.code, 0, r.stderr);
+      return r.stdout.trim();
+    };
+    try {
+      await withDaemon(['--auth', 'hmac', '--auth-secret-file', secret, '--acl', acl], async (d) => {
+        const {ws} = await upgrade(d.url);
+        const hs = {channel: '/meta/handshake', id: 'h', version: '1.0', supportedConnectionTypes: ['websocket']};
+        ws.sendJson([hs]);
+        const [denied] = await ws.nextJson();
+        assert.equal(denied.successful, false, JSON.stringify(denied));
+        assert.match(denied.error, /^403:/);
+        const token = await mint('--sub', 'bob', '--subscribe', '/chat/**', '--publish', '/chat/lobby');
+        ws.sendJson([{...hs, ext: {auth: {token}}}]);
+        const [ok] = await ws.nextJson();
+        assert.equal(ok.successful, true, JSON.stringify(ok));
+        const clientId = ok.clientId;
+        const exchange = async (msg) => {
+          ws.sendJson([{...msg, clientId}]);
+          const [r] = await ws.nextJson((a) => a[0].id === msg.id);
+          return r;
+        };
+        assert.equal((await exchange({channel: '/meta/subscribe', id: 's1', subscription: '/chat/lobby'})).successful, true);
+        const admin = await exchange({channel: '/meta/subscribe', id: 's2', subscription: '/chat/admin/x'});
+        assert.equal(admin.successful, false, 'the ACL denies bob');
+        const other = await exchange({channel: '/chat/other', id: 'p1', data: {x: 1}});
+        assert.equal(other.successful, false, 'the token grants /chat/lobby only');
+        ws.destroy();
+      });
+    } finally {
+      fs.rmSync(dir, {recursive: true, force: true});
+    }
   });
 });
 
