@@ -287,6 +287,7 @@ static struct {
 	uint64_t rehandshakes;    /* 402 / reconnect:handshake */
 	uint64_t bayeux_errors;   /* successful:false on meta channels */
 	uint64_t connect_returns; /* held connects returned in the window */
+	uint64_t push_frames;     /* websocket: frames of deliveries only, in the window */
 	uint64_t multiple_clients;
 	uint64_t stream_opens;  /* sse: streams answered 200 */
 	uint64_t stream_ends;   /* sse: streams the server ended (rollover) */
@@ -1687,6 +1688,8 @@ static void ws_text(struct conn *c, const char *b, size_t n)
 	if (p >= e || *p != '[')
 		return;
 	int64_t now = now_ns();
+	if (phase == PH_MEASURE)
+		st.push_frames++;
 	p = ws(p + 1, e);
 	while (p < e && *p != ']') {
 		struct msg m = {.successful = -1};
@@ -2232,7 +2235,8 @@ static void report(void)
 	        ","
 	        "\"max_lag_ms\":%.3f,\"http_errors\":%lu,\"connect_errors\":%lu,"
 	        "\"bayeux_errors\":%lu,\"retries\":%lu,\"rehandshakes\":%lu,"
-	        "\"connect_returns\":%lu,\"connects_per_s\":%.1f,\"multiple_clients\":%lu,"
+	        "\"connect_returns\":%lu,\"connects_per_s\":%.1f,\"push_frames_per_s\":%.1f,"
+	        "\"multiple_clients\":%lu,"
 	        "\"gen_cpu_s\":%.3f,\"gen_cpu_pct\":%.1f,\"interrupted\":%s,\"first_error\":\"",
 	        opt.subscribers, opt.channels, opt.publishers, opt.rate, opt.inflight, opt.payload,
 	        opt.warmup, secs, (unsigned long)st.ready_subs, (unsigned long)st.ready_pubs, held,
@@ -2244,7 +2248,8 @@ static void report(void)
 	        (unsigned long)st.http_errors, (unsigned long)st.conn_errors,
 	        (unsigned long)st.bayeux_errors, (unsigned long)st.retries,
 	        (unsigned long)st.rehandshakes, (unsigned long)st.connect_returns,
-	        secs ? st.connect_returns / secs : 0, (unsigned long)st.multiple_clients, cpu,
+	        secs ? st.connect_returns / secs : 0, secs ? st.push_frames / secs : 0,
+	        (unsigned long)st.multiple_clients, cpu,
 	        secs ? 100.0 * cpu / secs : 0, interrupted ? "true" : "false");
 	json_escape(f, first_error);
 	fputc('"', f);

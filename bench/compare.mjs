@@ -25,7 +25,7 @@ const PAGE = Number(execFileSync('getconf', ['PAGESIZE']).toString().trim()) || 
 // ---- Options ----
 
 const ALL_SERVERS = ['bayeuxd', 'faye', 'cometd'];
-const ALL_SCENARIOS = ['fanout', 'many-channels', 'ceiling', 'idle', 'wrk', 'connect-loop'];
+const ALL_SCENARIOS = ['fanout', 'fanout-spaced', 'many-channels', 'ceiling', 'idle', 'wrk', 'connect-loop'];
 // Server-Sent Events (Faye's eventsource): only on request, and only against
 // the servers that speak it (cometd-nodejs-server does not).
 const SSE_SCENARIOS = ['fanout-sse', 'idle-sse'];
@@ -247,6 +247,9 @@ const SCEN = {
     '--duration', Q() ? '3' : '10', '--drain', '0', '--hard-stop', '15'],
   // The same loads with subscribers on eventsource streams (publishers long-poll).
   'fanout-sse': () => [...SCEN.fanout(), '--transport', 'sse'],
+  // Long polling with one publisher: messages 50 ms apart, so each delivery
+  // is its own connect reply (in fanout the two publishers fire together).
+  'fanout-spaced': () => SCEN.fanout().map((a, i, v) => (v[i - 1] === '--publishers' ? '1' : a)),
   'idle-sse': () => [...SCEN.idle(), '--transport', 'sse'],
   'fanout-ws': () => [...SCEN.fanout(), '--transport', 'websocket'],
   // One publisher: its 20 messages a second are 50 ms apart, so every delivery
@@ -424,8 +427,12 @@ function rows() {
       ...(opts.servers.includes('bayeuxd') ? peers.map((p) => ratio(v.bayeuxd, v[p], lowerIsBetter)) : [])]);
   };
   const R = (r) => r.result || {};
-  for (const sc of ['fanout', 'fanout-sse', 'fanout-ws', 'fanout-ws-spaced', 'many-channels', 'ceiling', 'ceiling-ws']) {
+  for (const sc of ['fanout', 'fanout-spaced', 'fanout-sse', 'fanout-ws', 'fanout-ws-spaced', 'many-channels', 'ceiling', 'ceiling-ws']) {
     metric(sc, 'deliveries/s', (r) => R(r).deliveries_per_s, false, 0);
+    // What carried them: connect replies (long polling) or pushed frames
+    // (WebSocket); deliveries / these = messages per exchange.
+    if (sc.endsWith('-ws') || sc.includes('-ws-')) metric(sc, 'pushed frames/s', (r) => R(r).push_frames_per_s, false, 0);
+    else if (!sc.endsWith('-sse')) metric(sc, 'connect replies/s', (r) => R(r).connects_per_s, false, 0);
     metric(sc, 'delivery ratio', (r) => R(r).delivery_ratio, false, 4);
     metric(sc, 'latency p50 ms', (r) => R(r).latency_ms && R(r).latency_ms.p50, true, 2);
     metric(sc, 'latency p99 ms', (r) => R(r).latency_ms && R(r).latency_ms.p99, true, 2);
