@@ -359,6 +359,22 @@ describe('the raw wire (RFC 6455)', () => {
     });
   });
 
+  test('a closed socket leaves its session for --max-interval, then it expires', async () => {
+    await withDaemon(['--max-interval', '1000'], async (d) => {
+      const a = (await upgrade(d.url)).ws;
+      const clientId = await rawBayeux(a, '/raw/expiry');
+      a.destroy();
+      await sleep(2500 * SLOW);
+      const b = (await upgrade(d.url)).ws;
+      b.sendJson([{channel: '/meta/connect', id: 'x', clientId, connectionType: 'websocket'}]);
+      const [r] = await b.nextJson();
+      assert.equal(r.successful, false, JSON.stringify(r));
+      assert.match(r.error, /^402::/);
+      assert.equal(r.advice.reconnect, 'handshake');
+      b.destroy();
+    });
+  });
+
   test('a message over --max-body closes 1009', async () => {
     await withDaemon(['--max-body', '2048'], async (d) => {
       const {ws} = await upgrade(d.url);
