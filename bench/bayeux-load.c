@@ -22,6 +22,14 @@
  * ends (the server's max-age or max-bytes rollover) is reopened at once with
  * Last-Event-ID.  Publishers always use long polling.
  *
+ * With --transport websocket a subscriber speaks CometD's WebSocket wire
+ * (PROTOCOL.md §9): its one connection is upgraded (GET <path>, Upgrade:
+ * websocket), then the handshake, the subscribe and every /meta/connect go
+ * as masked text frames, one request outstanding at a time, and messages
+ * are read as the frames the server pushes: a frame with a meta reply
+ * answers the outstanding request, a frame of deliveries only is counted
+ * as it comes.  Publishers long-poll.
+ *
  * Phases: setup (clients ramp up) -> warm-up (publish, not counted) ->
  * measure (counted) -> drain (no new publishes; wait for the measured ones)
  * -> report.  A hard deadline ends the run whatever happens.
@@ -98,6 +106,7 @@ static struct {
 	uint16_t sub_ports[8];
 	int n_sub_ports;
 	uint16_t pub_port;
+	bool websocket; /* --transport websocket: subscribers upgrade their connection */
 } opt;
 
 /*---- Time ----*/
@@ -228,6 +237,8 @@ struct conn {
 	int64_t t_sent;  /* send time of the outstanding request */
 	struct client *cl;
 	struct sse *sse; /* the subscriber's event stream (--transport sse) */
+	bool ws;         /* a subscriber's connection under --transport websocket */
+	uint8_t wsst;    /* 0: not upgraded, 1: upgrade sent, 2: frames */
 	char *wbuf;
 	size_t wlen, woff, wcap;
 	char *rbuf;
@@ -281,6 +292,7 @@ static struct {
 	uint64_t rehandshakes;    /* 402 / reconnect:handshake */
 	uint64_t bayeux_errors;   /* successful:false on meta channels */
 	uint64_t connect_returns; /* held connects returned in the window */
+	uint64_t push_frames;     /* websocket: frames of deliveries only, in the window */
 	uint64_t multiple_clients;
 	uint64_t stream_opens;  /* sse: streams answered 200 */
 	uint64_t stream_ends;   /* sse: streams the server ended (rollover) */
@@ -519,6 +531,7 @@ static void conn_close(struct conn *c)
 	}
 	c->connecting = false;
 	c->rlen = 0;
+	c->wsst = 0;
 }
 
 /* Opens a non-blocking connection; returns false on immediate failure. */
@@ -574,6 +587,28 @@ static char *payload_str;
 
 static void client_fail(struct client *cl, struct conn *c, const char *why);
 
+/* Writes `body` as one masked text frame at c->wbuf + at (a subscriber's
+ * message under --transport websocket); returns the bytes written. */
+static size_t ws_frame_out(struct conn *c, size_t at)
+{
+	unsigned char *o = (unsigned char *)c->wbuf + at;
+	size_t n = 0, len = (size_t)body_len;
+	o[n++] = 0x81;
+	if (len < 126) {
+		o[n++] = (unsigned char)(0x80 | len);
+	} else {
+		o[n++] = 0x80 | 126;
+		o[n++] = (unsigned char)(len >> 8);
+		o[n++] = (unsigned char)len;
+	}
+	static const unsigned char key[4] = {0x37, 0xfa, 0x21, 0x3d};
+	memcpy(o + n, key, 4);
+	n += 4;
+	for (size_t i = 0; i < len; i++)
+		o[n + i] = (unsigned char)body[i] ^ key[i & 3];
+	return n + len;
+}
+
 /* Sends the request in `body` on connection c (opening it if needed). */
 static void conn_send(struct conn *c, enum req req)
 {
@@ -582,6 +617,37 @@ static void conn_send(struct conn *c, enum req req)
 	if (c->wcap < need) {
 		c->wcap = need;
 		c->wbuf = xrealloc(c->wbuf, c->wcap);
+	}
+	if (c->ws) {
+		/* Not yet upgraded: the upgrade request, the frame right behind
+		 * it (the server reads it as bytes past the header). */
+		size_t n = 0;
+		if (c->fd < 0 || c->wsst == 0) {
+			n = (size_t)snprintf(c->wbuf, c->wcap,
+			                     "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
+			                     "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+			                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+			                     opt.path, opt.host);
+			c->wsst = 1;
+		}
+		c->wlen = n + ws_frame_out(c, n);
+		c->woff = 0;
+		c->busy = true;
+		c->req = (uint8_t)req;
+		c->got_bytes = false;
+		c->t_sent = now_ns();
+		c->reused = false;
+		if (c->fd < 0 && !conn_open(c)) {
+			st.conn_errors++;
+			client_fail(cl, c, "connect failed");
+			return;
+		}
+		c->wsst = 1 + (c->wsst == 2);
+		if (!c->connecting && !conn_flush(c)) {
+			conn_close(c);
+			client_fail(cl, c, "write failed");
+		}
+		return;
 	}
 	int n = snprintf(c->wbuf, c->wcap,
 	                 "POST %s HTTP/1.1\r\nHost: %s\r\n"
@@ -633,9 +699,10 @@ static void set_body(const char *fmt, ...)
 static void send_handshake(struct client *cl)
 {
 	bool es = opt.sse && cl->kind == K_SUB;
+	bool wsock = opt.websocket && cl->kind == K_SUB;
 	set_body("[{\"channel\":\"/meta/handshake\",\"version\":\"1.0\",\"minimumVersion\":\"1.0\","
 	         "\"supportedConnectionTypes\":[%s\"long-polling\"],\"id\":\"%" PRIu64 "\"}]",
-	         es ? "\"eventsource\"," : "", ++cl->msg_id);
+	         es ? "\"eventsource\"," : wsock ? "\"websocket\"," : "", ++cl->msg_id);
 	cl->state = CS_HANDSHAKE;
 	conn_send(&cl->conns[0], R_HANDSHAKE);
 }
@@ -644,9 +711,10 @@ static void send_handshake(struct client *cl)
 static void send_connect(struct client *cl, struct conn *c, bool immediate)
 {
 	set_body("[{\"channel\":\"/meta/"
-	         "connect\",\"clientId\":\"%s\",\"connectionType\":\"long-polling\","
+	         "connect\",\"clientId\":\"%s\",\"connectionType\":\"%s\","
 	         "\"id\":\"%" PRIu64 "\"%s}]",
-	         cl->client_id, ++cl->msg_id, immediate ? ",\"advice\":{\"timeout\":0}" : "");
+	         cl->client_id, c->ws ? "websocket" : "long-polling", ++cl->msg_id,
+	         immediate ? ",\"advice\":{\"timeout\":0}" : "");
 	conn_send(c, R_CONNECT);
 }
 
@@ -1611,6 +1679,110 @@ static void conn_dead(struct conn *c, const char *why)
 	client_fail(c->cl, c, why);
 }
 
+/* One text frame on a subscriber's socket (--transport websocket). */
+static void ws_text(struct conn *c, const char *b, size_t n)
+{
+	const char *p = ws(b, b + n), *e = b + n;
+	bool meta = false;
+	/* A frame with a meta reply answers the outstanding request; one of
+	 * deliveries only was pushed. */
+	for (const char *q = p; q + 6 < e; q++)
+		if (q[0] == '/' && !memcmp(q, "/meta/", 6)) {
+			meta = true;
+			break;
+		}
+	if (meta && c->busy) {
+		on_response(c, 200, b, n);
+		return;
+	}
+	if (p >= e || *p != '[')
+		return;
+	int64_t now = now_ns();
+	if (phase == PH_MEASURE)
+		st.push_frames++;
+	p = ws(p + 1, e);
+	while (p < e && *p != ']') {
+		struct msg m = {.successful = -1};
+		const char *q = scan_object(p, e, msg_field, &m);
+		if (!q) {
+			st.http_errors++;
+			note_error("malformed JSON in a WebSocket frame");
+			return;
+		}
+		p = ws(q, e);
+		if (p < e && *p == ',')
+			p = ws(p + 1, e);
+		if (m.channel.p && m.data.p)
+			on_delivery(&m, now);
+	}
+}
+
+/* Reads a subscriber's socket: the 101, then frames. */
+static void ws_read(struct conn *c)
+{
+	for (;;) {
+		if (c->rcap - c->rlen < 4096) {
+			c->rcap = c->rcap ? c->rcap * 2 : 65536;
+			c->rbuf = xrealloc(c->rbuf, c->rcap);
+		}
+		ssize_t r = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
+		if (r < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (r <= 0) {
+			conn_dead(c, r == 0 ? "socket closed by server" : "recv failed");
+			return;
+		}
+		c->rlen += (size_t)r;
+		c->got_bytes = true;
+		size_t off = 0;
+		if (c->wsst == 1) {
+			char *h = memmem(c->rbuf, c->rlen, "\r\n\r\n", 4);
+			if (!h)
+				continue;
+			if (c->rlen < 12 || memcmp(c->rbuf + 9, "101", 3) != 0) {
+				conn_dead(c, "WebSocket upgrade refused");
+				return;
+			}
+			c->wsst = 2;
+			off = (size_t)(h + 4 - c->rbuf);
+		}
+		for (;;) {
+			unsigned char *f = (unsigned char *)c->rbuf + off;
+			size_t avail = c->rlen - off, hl = 2, len;
+			if (avail < 2)
+				break;
+			len = f[1] & 0x7f;
+			if (len == 126) {
+				if (avail < 4)
+					break;
+				len = (size_t)f[2] << 8 | f[3];
+				hl = 4;
+			} else if (len == 127) {
+				if (avail < 10)
+					break;
+				len = 0;
+				for (int i = 0; i < 8; i++)
+					len = len << 8 | f[2 + i];
+				hl = 10;
+			}
+			if (avail < hl + len)
+				break;
+			int op = f[0] & 0x0f;
+			off += hl + len;
+			if (op == 1)
+				ws_text(c, (const char *)f + hl, len);
+			else if (op == 8) {
+				conn_dead(c, "WebSocket closed by server");
+				return;
+			}
+			if (c->fd < 0)
+				return;
+		}
+		memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+		c->rlen -= off;
+	}
+}
+
 static void on_event(struct conn *c, uint32_t ev)
 {
 	if (c->fd < 0)
@@ -1641,6 +1813,10 @@ static void on_event(struct conn *c, uint32_t ev)
 	}
 	if (c->sse && (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
 		stream_read(c);
+		return;
+	}
+	if (c->ws && (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+		ws_read(c);
 		return;
 	}
 	if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
@@ -1790,7 +1966,9 @@ static void usage(FILE *f)
 	        "  --channel-prefix P   channel name prefix (default /bench)\n"
 	        "  --keepalive S        publisher /meta/connect {timeout:0} period, keeps\n"
 	        "                       their sessions alive (default %.0f; 0 = never)\n"
-	        "  --transport T        long-polling (default) or sse: subscribers use Faye's\n"
+	        "  --transport T        long-polling (default), sse or websocket: subscribers use\n"
+	        "                       CometD's WebSocket wire (handshake, subscribe, connects as\n"
+	        "                       frames, deliveries pushed), or Faye's\n"
 	        "                       eventsource (GET <path>/<clientId> event stream, connects\n"
 	        "                       POSTed at the advised interval); publishers long-poll\n"
 	        "  --idle               idle mode: subscribers only handshake and hold\n"
@@ -1900,10 +2078,12 @@ static void parse_args(int argc, char **argv)
 		} else if (FLAG("--transport")) {
 			if (v && !strcmp(v, "sse"))
 				opt.sse = true;
+			else if (v && !strcmp(v, "websocket"))
+				opt.websocket = true;
 			else if (v && !strcmp(v, "long-polling"))
-				opt.sse = false;
+				opt.sse = opt.websocket = false;
 			else
-				die("--transport must be long-polling or sse, got '%s'",
+				die("--transport must be long-polling, sse or websocket, got '%s'",
 				    v ? v : "(nothing)");
 		} else if (!strcmp(a, "--phase-events")) {
 			opt.phase_events = true;
@@ -1970,7 +2150,9 @@ static void parse_args(int argc, char **argv)
 	if (!opt.url)
 		die("--url is required (e.g. --url http://127.0.0.1:8080/cometd)");
 	parse_url(opt.url);
-	if (opt.sse && opt.connect_loop)
+	if (opt.sse && opt.websocket)
+		die("--transport takes one of long-polling, sse, websocket");
+	if ((opt.sse || opt.websocket) && opt.connect_loop)
 		die("--connect-loop is a long-polling test; it takes no --transport sse");
 	if (opt.idle) {
 		if (publishers_set && opt.publishers)
@@ -2066,7 +2248,7 @@ static void report(void)
 	        opt.connect_loop ? "connect-loop"
 	        : opt.idle       ? "idle"
 	                         : "pubsub",
-	        opt.sse ? "sse" : "long-polling");
+	        opt.sse ? "sse" : opt.websocket ? "websocket" : "long-polling");
 	json_escape(f, opt.url);
 	fprintf(f,
 	        "\",\"subscribers\":%ld,\"channels\":%ld,\"publishers\":%ld,\"rate\":%g,"
@@ -2079,7 +2261,8 @@ static void report(void)
 	        ","
 	        "\"max_lag_ms\":%.3f,\"http_errors\":%lu,\"connect_errors\":%lu,"
 	        "\"bayeux_errors\":%lu,\"retries\":%lu,\"rehandshakes\":%lu,"
-	        "\"connect_returns\":%lu,\"connects_per_s\":%.1f,\"multiple_clients\":%lu,"
+	        "\"connect_returns\":%lu,\"connects_per_s\":%.1f,\"push_frames_per_s\":%.1f,"
+	        "\"multiple_clients\":%lu,"
 	        "\"gen_cpu_s\":%.3f,\"gen_cpu_pct\":%.1f,\"interrupted\":%s,\"first_error\":\"",
 	        opt.subscribers, opt.channels, opt.publishers, opt.rate, opt.inflight, opt.payload,
 	        opt.warmup, secs, (unsigned long)st.ready_subs, (unsigned long)st.ready_pubs, held,
@@ -2091,7 +2274,8 @@ static void report(void)
 	        (unsigned long)st.http_errors, (unsigned long)st.conn_errors,
 	        (unsigned long)st.bayeux_errors, (unsigned long)st.retries,
 	        (unsigned long)st.rehandshakes, (unsigned long)st.connect_returns,
-	        secs ? st.connect_returns / secs : 0, (unsigned long)st.multiple_clients, cpu,
+	        secs ? st.connect_returns / secs : 0, secs ? st.push_frames / secs : 0,
+	        (unsigned long)st.multiple_clients, cpu,
 	        secs ? 100.0 * cpu / secs : 0, interrupted ? "true" : "false");
 	json_escape(f, first_error);
 	fputc('"', f);
@@ -2142,6 +2326,7 @@ int main(int argc, char **argv)
 		for (int k = 0; k < cl->nconns; k++) {
 			cl->conns[k].fd = -1;
 			cl->conns[k].cl = cl;
+			cl->conns[k].ws = opt.websocket && cl->kind == K_SUB;
 		}
 		if (cl->kind == K_SUB && opt.sse &&
 		    !(cl->conns[1].sse = calloc(1, sizeof(struct sse))))

@@ -25,11 +25,19 @@ const PAGE = Number(execFileSync('getconf', ['PAGESIZE']).toString().trim()) || 
 // ---- Options ----
 
 const ALL_SERVERS = ['bayeuxd', 'faye', 'cometd'];
-const ALL_SCENARIOS = ['fanout', 'many-channels', 'ceiling', 'idle', 'wrk', 'connect-loop'];
+const ALL_SCENARIOS = ['fanout', 'fanout-spaced', 'many-channels', 'ceiling', 'idle', 'wrk', 'connect-loop'];
 // Server-Sent Events (Faye's eventsource): only on request, and only against
 // the servers that speak it (cometd-nodejs-server does not).
 const SSE_SCENARIOS = ['fanout-sse', 'idle-sse'];
 const SSE_SERVERS = ['bayeuxd', 'faye'];
+// WebSocket (subscribers on CometD's WebSocket wire; publishers long-poll):
+// only on request; bayeuxd and Faye (cometd-nodejs-server has no WebSocket).
+// With any of them, bench/ws-floor (the kernel's own cost of the fan-out's
+// writes) runs too and is printed beside them.
+const WS_SCENARIOS = ['fanout-ws', 'fanout-ws-spaced', 'ceiling-ws', 'idle-ws'];
+const WS_SERVERS = ['bayeuxd', 'faye'];
+const FLOOR = path.join(root, 'bench/ws-floor');
+let floorResult = null;
 const opts = {
   servers: ALL_SERVERS,
   scenarios: ALL_SCENARIOS,
@@ -54,7 +62,9 @@ generator pinned to another, and prints one table of results and ratios.
   --scenarios LIST   comma list of ${ALL_SCENARIOS.join(',')}
                      (the default) and ${SSE_SCENARIOS.join(',')} (only when named:
                      fanout and idle with subscribers on Server-Sent Events,
-                     bayeuxd and Faye only); wrk and connect-loop compare
+                     bayeuxd and Faye only), ${WS_SCENARIOS.join(',')} (only
+                     when named: subscribers on WebSocket, bayeuxd and Faye
+                     only, with bench/ws-floor printed beside); wrk and connect-loop compare
                      bayeuxd with bench/mhd-ceiling, the bare libmicrohttpd
                      server
   --timeout MS       long-poll timeout given to every server (default 30000)
@@ -96,7 +106,7 @@ function fail(msg) {
     };
     if (f === '--help') { console.log(usage()); process.exit(0); }
     else if (f === '--servers') opts.servers = list(f, ALL_SERVERS);
-    else if (f === '--scenarios') opts.scenarios = list(f, [...ALL_SCENARIOS, ...SSE_SCENARIOS]);
+    else if (f === '--scenarios') opts.scenarios = list(f, [...ALL_SCENARIOS, ...SSE_SCENARIOS, ...WS_SCENARIOS]);
     else if (f === '--timeout') opts.timeout = int(f);
     else if (f === '--server-core') opts.serverCore = int(f);
     else if (f === '--gen-core') opts.genCore = int(f);
@@ -132,6 +142,10 @@ function build() {
   const cflags = ['-O2', '-Wall', '-Wextra', '-std=c11'];
   if (stale(LOAD, LOAD + '.c')) {
     const e = run('gcc', [...cflags, '-o', LOAD, LOAD + '.c'], 'building bench/bayeux-load');
+    if (e) fail(e);
+  }
+  if (stale(FLOOR, FLOOR + '.c')) {
+    const e = run('gcc', [...cflags, '-o', FLOOR, FLOOR + '.c'], 'building bench/ws-floor');
     if (e) fail(e);
   }
   if (stale(MHD, MHD + '.c')) {
@@ -233,7 +247,17 @@ const SCEN = {
     '--duration', Q() ? '3' : '10', '--drain', '0', '--hard-stop', '15'],
   // The same loads with subscribers on eventsource streams (publishers long-poll).
   'fanout-sse': () => [...SCEN.fanout(), '--transport', 'sse'],
+  // Long polling with one publisher: messages 50 ms apart, so each delivery
+  // is its own connect reply (in fanout the two publishers fire together).
+  'fanout-spaced': () => SCEN.fanout().map((a, i, v) => (v[i - 1] === '--publishers' ? '1' : a)),
   'idle-sse': () => [...SCEN.idle(), '--transport', 'sse'],
+  'fanout-ws': () => [...SCEN.fanout(), '--transport', 'websocket'],
+  // One publisher: its 20 messages a second are 50 ms apart, so every delivery
+  // is its own frame (in fanout the two publishers fire together and a frame
+  // often carries two): the figure to set beside bench/ws-floor's per write.
+  'fanout-ws-spaced': () => [...SCEN.fanout().map((a, i, v) => (v[i - 1] === '--publishers' ? '1' : a)), '--transport', 'websocket'],
+  'ceiling-ws': () => [...SCEN.ceiling(), '--transport', 'websocket'],
+  'idle-ws': () => [...SCEN.idle(), '--transport', 'websocket'],
   'connect-loop': () => ['--connect-loop', '--subscribers', '100', '--setup', '3', '--warmup', '1',
     '--duration', Q() ? '3' : '6', '--drain', '0', '--hard-stop', '15'],
 };
@@ -403,8 +427,12 @@ function rows() {
       ...(opts.servers.includes('bayeuxd') ? peers.map((p) => ratio(v.bayeuxd, v[p], lowerIsBetter)) : [])]);
   };
   const R = (r) => r.result || {};
-  for (const sc of ['fanout', 'fanout-sse', 'many-channels', 'ceiling']) {
+  for (const sc of ['fanout', 'fanout-spaced', 'fanout-sse', 'fanout-ws', 'fanout-ws-spaced', 'many-channels', 'ceiling', 'ceiling-ws']) {
     metric(sc, 'deliveries/s', (r) => R(r).deliveries_per_s, false, 0);
+    // What carried them: connect replies (long polling) or pushed frames
+    // (WebSocket); deliveries / these = messages per exchange.
+    if (sc.endsWith('-ws') || sc.includes('-ws-')) metric(sc, 'pushed frames/s', (r) => R(r).push_frames_per_s, false, 0);
+    else if (!sc.endsWith('-sse')) metric(sc, 'connect replies/s', (r) => R(r).connects_per_s, false, 0);
     metric(sc, 'delivery ratio', (r) => R(r).delivery_ratio, false, 4);
     metric(sc, 'latency p50 ms', (r) => R(r).latency_ms && R(r).latency_ms.p50, true, 2);
     metric(sc, 'latency p99 ms', (r) => R(r).latency_ms && R(r).latency_ms.p99, true, 2);
@@ -415,7 +443,7 @@ function rows() {
     metric(sc, 'errors+rehandshakes', (r) => (R(r).http_errors || 0) + (R(r).rehandshakes || 0) + (R(r).bayeux_errors || 0), true, 0);
   }
   // idle-sse: "sessions held" counts open event streams.
-  for (const sc of ['idle', 'idle-sse']) {
+  for (const sc of ['idle', 'idle-sse', 'idle-ws']) {
     metric(sc, 'sessions held', (r) => R(r).held, false, 0);
     metric(sc, 'errors', (r) => (R(r).http_errors || 0) + (R(r).connect_errors || 0) + (R(r).bayeux_errors || 0), true, 0);
     metric(sc, 'RSS KiB/session', (r) => (R(r).held ? (r.serverRss - r.baseRss) / 1024 / R(r).held : null), true, 2);
@@ -488,8 +516,10 @@ async function main() {
     const servers = sc === 'wrk' || sc === 'connect-loop'
       ? ['bayeuxd', 'mhd'].filter((s) => s === 'mhd' || opts.servers.includes(s))
       : SSE_SCENARIOS.includes(sc) ? opts.servers.filter((s) => SSE_SERVERS.includes(s))
+      : WS_SCENARIOS.includes(sc) ? opts.servers.filter((s) => WS_SERVERS.includes(s))
       : opts.servers;
     if (SSE_SCENARIOS.includes(sc) && !servers.length) notes.push(`${sc}: runs on ${SSE_SERVERS.join(' or ')} only (cometd-nodejs-server has no SSE)`);
+    if (WS_SCENARIOS.includes(sc) && opts.servers.includes('cometd')) notes.push(`${sc}: cometd-nodejs-server has no WebSocket transport: bayeuxd and Faye only`);
     for (const srv of servers) {
       process.stderr.write(`compare: ${sc} on ${srv} ...`);
       try {
@@ -500,6 +530,15 @@ async function main() {
         notes.push(`${sc}/${srv}: ${e.message}`);
       }
     }
+  }
+  // The kernel's own cost of the WebSocket fan-out's writes (bench/ws-floor).
+  let floor = null;
+  if (opts.scenarios.some((sc) => WS_SCENARIOS.includes(sc)) && fs.existsSync(FLOOR)) {
+    const r = spawnSync('taskset', ['-c', String(opts.serverCore), FLOOR, '1000', '200', String(opts.serverCore)], { encoding: 'utf8' });
+    floor = (r.stdout || '').trim();
+    const m = /CPU ([0-9.]+) s/.exec(floor);
+    if (m) floorResult = { cpu: Number(m[1]), us: Number((/([0-9.]+) us a write/.exec(floor) || [])[1]), line: floor };
+    commands.floor = `taskset -c ${opts.serverCore} bench/ws-floor 1000 200 ${opts.serverCore}`;
   }
   const cpus = fs.readFileSync('/proc/cpuinfo', 'utf8').match(/model name\s*:\s*(.*)/);
   console.log(`bayeuxd vs peers, ${new Date().toISOString()}, ${cpus ? cpus[1] : 'unknown CPU'}, ${(await import('node:os')).cpus().length} cores`);
@@ -520,6 +559,21 @@ async function main() {
   if (cb.length) {
     console.log('');
     printTable(['ceiling', 'figure', 'bayeuxd', 'mhd-ceiling', 'bayeuxd/mhd'], cb);
+  }
+  if (floorResult) {
+    console.log('');
+    console.log(`floor: ${floorResult.line}`);
+    for (const sc of ['fanout-ws', 'fanout-ws-spaced']) {
+      const fw = results[sc] || {};
+      for (const s of WS_SERVERS) {
+        const r = fw[s];
+        const d = r && r.result && r.result.delivered;
+        if (r && r.serverCpu && d && floorResult.us) {
+          const us = (1e6 * r.serverCpu) / d;
+          console.log(`  ${sc} ${s}: ${us.toFixed(2)} us of server CPU per delivery = ${(us / floorResult.us).toFixed(2)}x the floor's ${floorResult.us} us per write`);
+        }
+      }
+    }
   }
   limitNotes();
   console.log('');

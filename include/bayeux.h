@@ -165,6 +165,16 @@ typedef struct bx_config {
 	                             default NULL = "bayeux" */
 	const char *node_id;      /* this node's name in Redis, default NULL =
 	                             "<hostname>-<pid>" */
+
+	/* WebSocket: the websocket connection type (CometD's and Faye's
+	 * clients try it first), upgraded on <path> and any path under it. */
+	unsigned websocket;    /* 1 = offered (default), 0 = off (upgrades get 400) */
+	size_t ws_max_pending; /* unsent bytes a socket may have; past it the socket
+	                          is closed (1008) and the session queues for the
+	                          client's reconnect; default 1 MiB */
+	int64_t ws_ping_ms;    /* a ping after this long with nothing received; no
+	                          traffic for as long again closes it; default 25000,
+	                          0 = never */
 } bx_config;
 
 typedef struct bx_server bx_server;

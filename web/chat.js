@@ -1,4 +1,5 @@
-// chat.js — the demo chat, shared by index.html (same origin, long polling) and
+// chat.js — the demo chat, shared by index.html (same origin, CometD's default
+// transports: WebSocket, falling back to long polling) and
 // cross-origin.html (another origin: callback polling or CORS long polling).
 //
 // Channels (PROTOCOL.md §5):
@@ -35,14 +36,14 @@ function randomName() {
 /**
  * Starts a chat in `ui` (an object of DOM elements: status, transport, members,
  * messages, form, text, name) against the Bayeux endpoint `url`, using only the
- * given transport types. Returns {stop(), state}; `state` is also what the
+ * given transport types (undefined: CometD's defaults, WebSocket first). Returns {stop(), state}; `state` is also what the
  * browser tests read (window.chat).
  */
 export function startChat({url, transports, room, ui, logLevel = 'warn'}) {
   const cometd = new CometD();
-  // Only the transports asked for, in that order (the server offers
-  // long-polling and callback-polling; no WebSocket yet).
-  for (const t of cometd.getTransportTypes()) {
+  // Only the transports asked for, if any; else CometD's defaults (bayeuxd
+  // offers websocket, long-polling and callback-polling).
+  for (const t of transports ? cometd.getTransportTypes() : []) {
     if (!transports.includes(t)) cometd.unregisterTransport(t);
   }
   cometd.configure({url, logLevel});
@@ -63,6 +64,7 @@ export function startChat({url, transports, room, ui, logLevel = 'warn'}) {
     transport: '',
     room,
     handshakes: 0,
+    handshakeFailures: 0, // failed handshake replies seen by the page
     connected: false,
     multipleClients: false,
     interval: 0,
@@ -145,6 +147,7 @@ export function startChat({url, transports, room, ui, logLevel = 'warn'}) {
       state.status = m.reestablish ? 'connected again (new session), rejoining…' : 'joining…';
       subscribeAll();
     } else {
+      state.handshakeFailures++;
       state.status = 'cannot reach the broker; retrying…';
     }
     render();

@@ -20,6 +20,7 @@ enum bx_conn_type {
 	BX_CT_LONG_POLLING = 1 << 0,
 	BX_CT_CALLBACK_POLLING = 1 << 1,
 	BX_CT_EVENTSOURCE = 1 << 2, /* Server-Sent Events (stream.c, src/http/sse.c) */
+	BX_CT_WEBSOCKET = 1 << 3,   /* WebSocket (src/http/ws_loop.c) */
 };
 
 typedef struct bx_request {

@@ -75,7 +75,8 @@ void bx_meta_connect(bx_batch *b, bx_in *in)
 	/* Over an event stream a connect only keeps the session alive: it is
 	 * answered at once and the stream delivers (Faye's eventsource: advice
 	 * interval = the poll timeout, timeout 0). */
-	bool es = eventsource_connect(in) || s->sink;
+	bool es = eventsource_connect(in) || (s->sink && !s->sink->ops->connects);
+	bool pushed = s->sink && s->sink->ops->connects; /* a WebSocket */
 	bool advise = in->advice != NULL || !s->connected || es;
 	/* Ack mode (PROTOCOL.md §8): the client's ext.ack drops what it
 	 * received; a connect that finds anything unacknowledged is answered
@@ -85,17 +86,22 @@ void bx_meta_connect(bx_batch *b, bx_in *in)
 	if (acked >= 0)
 		bx_ackq_ack(s->ack, (uint64_t)acked);
 	size_t pending = ack ? bx_ackq_len(s->ack) : s->qlen;
-	bool hold = !es && s->connected && !s->removed && b->count == 1 && pending == 0 &&
+	/* Over a WebSocket (not in ack mode, where deliveries go with connect
+	 * replies only) what is queued is pushed: hold all the same. */
+	bool hold = !es && s->connected && !s->removed && b->count == 1 &&
+	            (pending == 0 || (pushed && !ack)) &&
 	            timeout > 0 && b->req->waker.suspend && !atomic_load(&srv->stopping);
 	s->connected = true;
 	/* A newer connect releases the older one (PROTOCOL.md §3). */
 	bx_session_wake_locked(s, BX_WAKE_REPLACED);
 
 	/* A browser holds at most max_sessions_per_browser connects; one more
-	 * tab is answered now and polls at the multi-session interval (§4). */
+	 * tab is answered now and polls at the multi-session interval (§4).
+	 * A connect held over a WebSocket takes none of the browser's HTTP
+	 * connections: not counted. */
 	int counted = BX_BROWSER_UNCOUNTED;
 	bool multi = false;
-	if (hold) {
+	if (hold && b->req->transport != BX_CT_WEBSOCKET) {
 		counted = bx_browser_hold(srv, s->browser);
 		if (counted == BX_BROWSER_FULL) {
 			hold = false;

@@ -20,6 +20,7 @@ static const struct {
         {BX_CT_LONG_POLLING, "long-polling"},
         {BX_CT_CALLBACK_POLLING, "callback-polling"},
         {BX_CT_EVENTSOURCE, "eventsource"},
+        {BX_CT_WEBSOCKET, "websocket"},
 };
 #define N_CONN_TYPES (sizeof conn_types / sizeof conn_types[0])
 

@@ -199,7 +199,7 @@ void bx_session_rearm_locked(bx_session *s)
 		return;
 	/* An attached sink keeps the session alive; its timer is its own
 	 * (a stream's heartbeats and maximum age). */
-	int64_t d = s->sink ? s->sink->ops->deadline(s->sink)
+	int64_t d = s->sink && !s->sink->ops->connects ? s->sink->ops->deadline(s->sink)
 	            : s->hold ? s->hold->deadline
 	                      : s->expiry;
 	/* The heap holds a reference while the session is in it. */
@@ -218,7 +218,7 @@ bool bx_session_timer_fire(bx_session *s, int64_t now)
 	bool expire = false;
 	pthread_mutex_lock(&s->lock);
 	if (!s->removed) {
-		if (s->sink) {
+		if (s->sink && !s->sink->ops->connects) {
 			s->sink->ops->timer(s->sink, now);
 		} else if (s->hold) {
 			if (s->hold->deadline <= now)

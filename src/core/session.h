@@ -52,11 +52,16 @@ typedef struct bx_hold {
  * A sink: something attached to a session that sends its messages as they
  * are queued, with no request per delivery (an event stream, stream.c; a
  * WebSocket). A session has at most one; while it is attached no connect is
- * held and the sink keeps the session alive. Every op is called with the
- * session lock held and may not take it again.
+ * held and the sink keeps the session alive — unless `connects` is set: the
+ * client sends its connects over the sink (a WebSocket), they are held as
+ * over long polling (a queued message is pushed, not answered with them),
+ * and the session's timer is the held connect's or its expiry, as with no
+ * sink (deadline and timer unused). Every op is called with the session lock
+ * held and may not take it again.
  */
 typedef struct bx_sink bx_sink;
 typedef struct bx_sink_ops {
+	bool connects;                           /* see above */
 	void (*kick)(bx_sink *k);                /* a message was queued */
 	void (*end)(bx_sink *k, int reason);     /* detach and finish (enum bx_wake) */
 	int64_t (*deadline)(const bx_sink *k);   /* when its timer is next due */

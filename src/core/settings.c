@@ -59,6 +59,12 @@ const bx_limit bx_limits[] = {
         {"store-sync", "0 or 1", BX_OPT_UNSIGNED, F(store_sync), 1, 0, 1,
          "--store: 1 syncs every write fully; 0 leaves LMDB's meta page unsynced (faster; the "
          "last writes may be lost to a power loss, never to a crash of bayeuxd)"},
+        {"websocket", "0 or 1", BX_OPT_UNSIGNED, F(websocket), 1, 0, 1,
+         "offer WebSocket: the websocket connection type, upgrades on <path> and below"},
+        {"ws-max-pending", "bytes", BX_OPT_SIZE, F(ws_max_pending), MIB, 16 * KIB, 1024 * MIB,
+         "unsent bytes a WebSocket may have; past it it is closed (1008) and the session queues"},
+        {"ws-ping", "ms", BX_OPT_I64, F(ws_ping_ms), 25000, 0, 600000,
+         "a ping to a WebSocket silent this long; silent as long again: closed; 0 = never"},
         {"sse-replay", "messages", BX_OPT_SIZE, F(sse_replay), 256, 0, 100000,
          "messages a session keeps so a reconnecting stream's Last-Event-ID gets what it missed"},
 };

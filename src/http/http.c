@@ -36,6 +36,7 @@
 #include "core/log.h"
 #include "sse.h"
 #include "metrics.h"
+#include "websocket.h"
 
 struct bx_http {
 	struct MHD_Daemon *daemon;
@@ -44,7 +45,13 @@ struct bx_http {
 	unsigned port;
 	atomic_int held; /* requests parked and not yet completed */
 	bx_mlisten *metrics; /* --metrics-listen's listener, or NULL */
+	bx_ws *ws;       /* the WebSocket loops (websocket.h), or NULL: --websocket 0 */
 };
+
+bx_ws *bx_http_ws(bx_server *srv)
+{
+	return srv->http ? srv->http->ws : NULL;
+}
 
 /* Per-request state, libmicrohttpd's *con_cls. */
 typedef struct req_ctx {
@@ -176,7 +183,7 @@ static bool under_mount(const struct bx_http *h, const char *url)
 }
 
 /* The client's address as text in buf (limits.c counts by it), or NULL. */
-static const char *peer_text(struct MHD_Connection *conn, char *buf, size_t n)
+const char *bx_http_peer_text(struct MHD_Connection *conn, char *buf, size_t n)
 {
 	const union MHD_ConnectionInfo *ci =
 	        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -205,7 +212,7 @@ static enum MHD_Result bayeux_dispatch(req_ctx *rc, const char *body, size_t len
 	        .transport = transport,
 	        .waker = {.suspend = park, .resume = unpark, .arg = rc},
 	        .backend = bx_http_backend(srv, rc->conn),
-	        .peer = peer_text(rc->conn, peer, sizeof peer),
+	        .peer = bx_http_peer_text(rc->conn, peer, sizeof peer),
 	};
 	bx_response res;
 	bx_response_init(&res);
@@ -365,6 +372,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
 	if (bx_cors_allowed(h->srv, origin))
 		rc->origin = origin;
+	if (bx_ws_wanted(conn))
+		return bx_ws_serve(h->srv, conn, method, version);
 	if (strcmp(method, MHD_HTTP_METHOD_POST) == 0)
 		return bayeux_post(rc, conn);
 	if (strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0)
@@ -471,7 +480,7 @@ int bx_http_start(bx_server *srv)
 	rlim_t nofile = raise_nofile();
 	unsigned limit = nofile > 128 ? (unsigned)(nofile - 64) : 64;
 	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
-	                 MHD_USE_ERROR_LOG | MHD_USE_ITC;
+	                 MHD_USE_ERROR_LOG | MHD_USE_ITC | MHD_ALLOW_UPGRADE;
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	h->daemon = MHD_start_daemon(
@@ -504,6 +513,14 @@ int bx_http_start(bx_server *srv)
 		bool bare6 = strchr(cfg->metrics_host, ':') && cfg->metrics_host[0] != '[';
 		bx_info("metrics on http://%s%s%s:%u/metrics", bare6 ? "[" : "", cfg->metrics_host,
 		        bare6 ? "]" : "", bx_metrics_listen_port(h->metrics));
+	}
+	/* Upgraded sockets are served by loops of their own, as many as the
+	 * HTTP threads (websocket.h). */
+	if (cfg->websocket && !(h->ws = bx_ws_new(srv, threads))) {
+		MHD_stop_daemon(h->daemon);
+		bx_metrics_listen_stop(h->metrics);
+		free(h);
+		return -BX_ENOMEM;
 	}
 	srv->http = h;
 	bx_info("%u HTTP threads, up to %u connections, %zu bytes of memory pool each", threads,
@@ -538,6 +555,11 @@ void bx_http_stop(bx_server *srv)
 		struct timespec ts = {0, 10 * 1000 * 1000};
 		nanosleep(&ts, NULL);
 	}
+	/* Sockets get their held connects' replies and a close (1001), then go
+	 * back to libmicrohttpd before it stops. */
+	bx_ws_shutdown(h->ws, 1000);
+	bx_ws_free(h->ws);
+	h->ws = NULL;
 	MHD_stop_daemon(h->daemon);
 	bx_metrics_listen_stop(h->metrics); /* last: /healthz says 503 until the end */
 	srv->http = NULL;

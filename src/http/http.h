@@ -42,6 +42,13 @@ bool bx_cors_allowed(const struct bx_server *srv, const char *origin);
 int bx_static_init(struct bx_server *srv, const bx_config *cfg);
 void bx_static_free(struct bx_server *srv);
 
+struct MHD_Connection;
+struct bx_ws;
+/* The client's address as text in buf, or NULL (limits.c counts by it). */
+const char *bx_http_peer_text(struct MHD_Connection *conn, char *buf, size_t n);
+/* The WebSocket loops of a started server, or NULL (websocket.h). */
+struct bx_ws *bx_http_ws(struct bx_server *srv);
+
 int bx_http_start(struct bx_server *srv);
 unsigned bx_http_port(struct bx_server *srv);
 /* Stops accepting; returns once held replies were sent or ~1.5 s passed. */

@@ -85,6 +85,8 @@ int bx_server_new(const bx_config *cfg, bx_server **out)
 	srv->conn_types = BX_CT_LONG_POLLING | BX_CT_CALLBACK_POLLING;
 	if (cfg->sse)
 		srv->conn_types |= BX_CT_EVENTSOURCE;
+	if (cfg->websocket)
+		srv->conn_types |= BX_CT_WEBSOCKET;
 	srv->now = bx_clock_monotonic;
 	if (!(srv->peers = bx_peers_new())) {
 		bx_router_destroy(&srv->router);

@@ -1,5 +1,6 @@
 // The demo chat in real Chromium against the real bayeuxd: two browsers
-// chatting over long polling, a page from another origin over callback polling
+// chatting over long polling (?transport=long-polling; the page's default is CometD's
+// default transports, WebSocket first: tests/browser/websocket.test.mjs), a page from another origin over callback polling
 // and CORS long polling, two tabs of one browser (PROTOCOL.md §4), and a broker
 // restart. Every test saves screenshots under $TEST_OUTPUT/browser/.
 import assert from 'node:assert/strict';
@@ -41,7 +42,7 @@ describe('demo chat', {timeout: T(90000)}, () => {
     const ca = await browser.newContext();
     const cb = await browser.newContext();
     try {
-      const room = '?room=two-browsers';
+      const room = '?room=two-browsers&transport=long-polling';
       const alice = await openChat(ca, `${d.origin}/${room}`, 'alice');
       const bob = await openChat(cb, `${d.origin}/${room}`, 'bob');
       assert.equal((await chatState(alice)).transport, 'long-polling');
@@ -187,7 +188,7 @@ describe('demo chat', {timeout: T(90000)}, () => {
     };
     try {
       // No presence heartbeat: the quiet window below has no traffic at all.
-      const url = `${d.origin}/?room=tabs&heartbeat=600000`;
+      const url = `${d.origin}/?room=tabs&heartbeat=600000&transport=long-polling`;
       const tab1 = await openChat(tabs, url, 'tab1');
       // The second tab opens once the first has its cookie, as a person would.
       const tab2 = await tabs.newPage();

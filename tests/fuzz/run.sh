@@ -29,6 +29,7 @@ targets=(
 	"fuzz_config tests/fuzz/corpus-config -"
 	"fuzz_retain tests/fuzz/corpus-retain -"
 	"fuzz_bus_header tests/fuzz/corpus-bus -"
+	"fuzz_ws tests/fuzz/corpus-ws tests/fuzz/bayeux.dict"
 )
 
 [ -x configure ] || ./autogen.sh >/dev/null

@@ -1,6 +1,7 @@
 // bayeuxd behind nginx, with the configuration of docs/nginx/bayeuxd.conf (TLS lines
 // dropped, ports rewritten): held connects pass unbuffered and are released at once by a
-// publish, and a connect held for the whole poll timeout is not cut by the proxy.
+// publish, and a connect held for the whole poll timeout is not cut by the proxy; the
+// CometD client's WebSocket upgrade passes through it.
 // Skipped when nginx is not installed (apt-get install -y nginx-core). Loopback only.
 import {describe, test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {startDaemon, stopDaemonClean, REPO, SLOW} from './lib/daemon.mjs';
 import {RawSession, sleep} from './lib/wire.mjs';
+import {CometDClient, waitFor} from './lib/clients.mjs';
 
 function findNginx() {
   for (const p of ['/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/bin/nginx']) {
@@ -93,6 +95,21 @@ describe('behind nginx (docs/nginx/bayeuxd.conf)', {skip: NGINX ? false : 'nginx
     await stopDaemonClean(daemon);
     if (dir) fs.rmSync(dir, {recursive: true, force: true});
   });
+
+  test('the CometD client upgrades to websocket through nginx and messages round-trip', {timeout: 30000},
+    async () => {
+      const c = new CometDClient(url, {websocket: true});
+      try {
+        await c.handshake();
+        assert.equal(c.transportType(), 'websocket');
+        const got = [];
+        await c.subscribe('/via/nginx-ws', (m) => got.push(m.data));
+        await c.publish('/via/nginx-ws', {n: 1});
+        await waitFor(() => got.length === 1, 5000, 'delivery over the proxied socket');
+      } finally {
+        await c.disconnect();
+      }
+    });
 
   test('a held connect is released through nginx as soon as a message is published', {timeout: 30000},
     async () => {

@@ -55,11 +55,12 @@ let clientCounter = 0;
 
 /** A CometD JS client with promise-returning operations. */
 export class CometDClient {
-  constructor(url, {sharedCookies = false, logLevel = 'warn', config = {}} = {}) {
+  constructor(url, {sharedCookies = false, logLevel = 'warn', config = {}, websocket = false} = {}) {
     clientCounter += 1;
     this.url = url;
     this.cometd = new CometD(`test-${clientCounter}`);
-    this.cometd.unregisterTransport('websocket');
+    // websocket: keep CometD's default transports (WebSocket first).
+    if (!websocket) this.cometd.unregisterTransport('websocket');
     const lp = this.cometd.findTransport('long-polling');
     this.cookies = sharedCookies ? globalJar : {};
     lp.context = {cookieStore: this.cookies};
@@ -160,10 +161,11 @@ export class CometDClient {
 
 /** A Faye client with WebSocket/EventSource disabled, with promise-returning operations. */
 export class FayeClient {
-  constructor(url, {timeout = 60, retry = 1} = {}) {
+  constructor(url, {timeout = 60, retry = 1, websocket = false} = {}) {
     this.url = url;
     this.client = new faye.Client(url, {timeout, retry});
-    for (const t of ['websocket', 'eventsource', 'callback-polling', 'in-process']) {
+    // websocket: Faye may upgrade to its WebSocket transport after the handshake.
+    for (const t of [...(websocket ? [] : ['websocket']), 'eventsource', 'callback-polling', 'in-process']) {
       this.client.disable(t);
     }
     this.incoming = [];
