@@ -101,6 +101,22 @@ static inline bool successful(json_object *arr, size_t i)
 	return m && json_object_object_get_ex(m, "successful", &v) && json_object_get_boolean(v);
 }
 
+/* A suite whose every test gets a fresh server (timeout 30 s, max-interval
+ * 10 s) in `srv` and a zeroed fake waker `w`. */
+#define BX_SERVER_SUITE(name)                                                                      \
+	static bx_server *srv;                                                                     \
+	static fake_waker w;                                                                       \
+	static void setup(void)                                                                    \
+	{                                                                                          \
+		srv = test_server(30000, 10000);                                                   \
+		memset(&w, 0, sizeof w);                                                           \
+	}                                                                                          \
+	static void teardown(void)                                                                 \
+	{                                                                                          \
+		bx_server_free(srv);                                                               \
+	}                                                                                          \
+	TestSuite(name, .init = setup, .fini = teardown)
+
 /* Handshakes and returns the client id (static buffer). */
 static inline const char *handshake(bx_server *srv, fake_waker *w)
 {

@@ -162,21 +162,7 @@ Test(ackq, the_ring_wraps_and_grows_keeping_order)
 
 /*---- Through the core ------------------------------------------------------*/
 
-static bx_server *srv;
-static fake_waker w;
-
-static void setup(void)
-{
-	srv = test_server(30000, 10000);
-	memset(&w, 0, sizeof w);
-}
-
-static void teardown(void)
-{
-	bx_server_free(srv);
-}
-
-TestSuite(ack, .init = setup, .fini = teardown);
+BX_SERVER_SUITE(ack);
 
 static json_object *ext_of(json_object *arr, size_t i)
 {

@@ -3,21 +3,7 @@
  * (bx_request.backend), driven through the core with no sockets. */
 #include "helpers.h"
 
-static bx_server *srv;
-static fake_waker w;
-
-static void setup(void)
-{
-	srv = test_server(30000, 10000);
-	memset(&w, 0, sizeof w);
-}
-
-static void teardown(void)
-{
-	bx_server_free(srv);
-}
-
-TestSuite(api, .init = setup, .fini = teardown);
+BX_SERVER_SUITE(api);
 
 /* Sends body (printf-style with one %s for a client id) as a backend or not;
  * returns the parsed reply array. */

@@ -1,21 +1,7 @@
 /* Request parsing and reply building (src/dispatch.c and the verbs). */
 #include "helpers.h"
 
-static bx_server *srv;
-static fake_waker w;
-
-static void setup(void)
-{
-	srv = test_server(30000, 10000);
-	memset(&w, 0, sizeof w);
-}
-
-static void teardown(void)
-{
-	bx_server_free(srv);
-}
-
-TestSuite(dispatch, .init = setup, .fini = teardown);
+BX_SERVER_SUITE(dispatch);
 
 /* Sends a request expected to fail at the HTTP level; returns the status. */
 static int status_of(const char *body)

@@ -6,21 +6,7 @@
 
 #include "helpers.h"
 
-static bx_server *srv;
-static fake_waker w;
-
-static void setup(void)
-{
-	srv = test_server(30000, 10000);
-	memset(&w, 0, sizeof w);
-}
-
-static void teardown(void)
-{
-	bx_server_free(srv);
-}
-
-TestSuite(hostile, .init = setup, .fini = teardown);
+BX_SERVER_SUITE(hostile);
 
 /* Sends a body in which every %s stands for id; returns the HTTP status and
  * the reply array (NULL unless 200) in *out. */

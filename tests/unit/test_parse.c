@@ -116,21 +116,7 @@ Test(json_scan, the_estimate_bounds_json_c)
 
 /*---- Refusal in bx_dispatch ------------------------------------------------*/
 
-static bx_server *srv;
-static fake_waker w;
-
-static void setup(void)
-{
-	srv = test_server(30000, 10000);
-	memset(&w, 0, sizeof w);
-}
-
-static void teardown(void)
-{
-	bx_server_free(srv);
-}
-
-TestSuite(parse, .init = setup, .fini = teardown);
+BX_SERVER_SUITE(parse);
 
 /* n copies of unit in a JSON array. */
 static char *repeat(const char *unit, size_t n, const char *prefix, const char *suffix)

@@ -2,21 +2,7 @@
  * (src/session.c, src/timer.c, src/meta_connect.c). */
 #include "helpers.h"
 
-static bx_server *srv;
-static fake_waker w;
-
-static void setup(void)
-{
-	srv = test_server(30000, 10000);
-	memset(&w, 0, sizeof w);
-}
-
-static void teardown(void)
-{
-	bx_server_free(srv);
-}
-
-TestSuite(session, .init = setup, .fini = teardown);
+BX_SERVER_SUITE(session);
 
 static char *connect_body(const char *id, const char *extra)
 {
