@@ -8,23 +8,11 @@ import {after, before, describe, test} from 'node:test';
 
 import {startDaemon, stopDaemonClean} from '../integration/lib/daemon.mjs';
 import {
-  DEMO_FLAGS, SLOW, launchBrowser, members, recordConsole, say, screenshot, startDemo, waitConnected, waitLine, waitMembers,
+  DEMO_FLAGS, SLOW, launchBrowser, members, recordConsole, openChat, say, screenshot, startDemo, waitConnected, waitLine, waitMembers,
 } from './lib/browser.mjs';
 
 const T = (ms) => ms * SLOW;
 
-/** Opens path on origin in a new page of ctx with a chat name. */
-async function openChat(ctx, url, name) {
-  const page = await ctx.newPage();
-  const log = recordConsole(page);
-  await page.goto(`${url}&name=${encodeURIComponent(name)}`, {timeout: T(15000)});
-  try {
-    await waitConnected(page);
-  } catch (e) {
-    throw new Error(`${name} did not connect to ${url}: ${e.message}\npage log:\n${log()}`);
-  }
-  return page;
-}
 
 const chatState = (page) => page.evaluate(() => {
   const s = window.chat.state;

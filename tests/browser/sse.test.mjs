@@ -4,31 +4,13 @@
 // (--sse-max-age) in the middle of the chat: the browser's EventSource reconnects with
 // Last-Event-ID and no line is lost. Screenshots go under $TEST_OUTPUT/browser/.
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import {after, before, describe, test} from 'node:test';
 
 import {startDaemon, stopDaemonClean} from '../integration/lib/daemon.mjs';
-import {REPO, SLOW, launchBrowser, recordConsole, screenshot} from './lib/browser.mjs';
+import {FAYE_FLAGS, SLOW, launchBrowser, openFaye, screenshot} from './lib/browser.mjs';
 
 const T = (ms) => ms * SLOW;
-const FLAGS = [
-  '--web-mount', `/vendor/faye=${path.join(REPO, 'node_modules', 'faye', 'client')}`,
-  '--web-mount', `/sse-test=${path.join(REPO, 'tests', 'browser', 'sse')}`,
-  '--log-level', 'debug',
-];
-
-async function openFaye(ctx, d, name, transport) {
-  const page = await ctx.newPage();
-  const log = recordConsole(page);
-  await page.goto(`${d.origin}/sse-test/faye-chat.html?name=${name}&transport=${transport}`, {timeout: T(15000)});
-  try {
-    await page.waitForFunction(() => window.chat && window.chat.up, null, {timeout: T(15000)});
-    await page.evaluate(() => window.chat.ready);
-  } catch (e) {
-    throw new Error(`${name} did not connect: ${e.message}\npage log:\n${log()}`);
-  }
-  return page;
-}
+const FLAGS = [...FAYE_FLAGS, '--log-level', 'debug'];
 
 const lines = (page) => page.evaluate(() => window.chat.lines);
 const waitLines = (page, n, ms = 10000) =>

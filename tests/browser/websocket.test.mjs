@@ -4,27 +4,15 @@
 // polling); Faye's browser client upgrading to websocket and chatting with a Faye page on
 // long polling. Screenshots go under $TEST_OUTPUT/browser/.
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import {after, before, describe, test} from 'node:test';
 
 import {startDaemon, stopDaemonClean} from '../integration/lib/daemon.mjs';
 import {
-  DEMO_FLAGS, REPO, SLOW, launchBrowser, recordConsole, say, screenshot, startDemo, waitConnected, waitLine, waitMembers,
+  DEMO_FLAGS, FAYE_FLAGS, SLOW, launchBrowser, openChat, openFaye, say, screenshot, startDemo, waitLine, waitMembers,
 } from './lib/browser.mjs';
 
 const T = (ms) => ms * SLOW;
 
-async function openChat(ctx, url, name) {
-  const page = await ctx.newPage();
-  const log = recordConsole(page);
-  await page.goto(`${url}&name=${encodeURIComponent(name)}`, {timeout: T(15000)});
-  try {
-    await waitConnected(page);
-  } catch (e) {
-    throw new Error(`${name} did not connect to ${url}: ${e.message}\npage log:\n${log()}`);
-  }
-  return page;
-}
 
 const chatState = (page) => page.evaluate(() => {
   const s = window.chat.state;
@@ -107,31 +95,15 @@ describe('CometD demo page, default transports', {timeout: T(90000)}, () => {
 });
 
 describe('Faye browser client, default transports', {timeout: T(90000)}, () => {
-  const FLAGS = [
-    '--web-mount', `/vendor/faye=${path.join(REPO, 'node_modules', 'faye', 'client')}`,
-    '--web-mount', `/ws-test=${path.join(REPO, 'tests', 'browser', 'ws')}`,
-  ];
-
-  async function openFaye(ctx, d, name, transport) {
-    const page = await ctx.newPage();
-    const log = recordConsole(page);
-    await page.goto(`${d.origin}/ws-test/faye-chat.html?name=${name}&transport=${transport}`, {timeout: T(15000)});
-    try {
-      await page.waitForFunction(() => window.chat && window.chat.up, null, {timeout: T(15000)});
-      await page.evaluate(() => window.chat.ready);
-    } catch (e) {
-      throw new Error(`${name} did not connect: ${e.message}\npage log:\n${log()}`);
-    }
-    return page;
-  }
+  const FLAGS = FAYE_FLAGS;
 
   test('a Faye page ends up on websocket and chats with a Faye page on long polling', async () => {
     const d = await startDaemon(FLAGS);
     const ca = await browser.newContext();
     const cb = await browser.newContext();
     try {
-      const ws = await openFaye(ca, d, 'ada', 'websocket');
-      const lp = await openFaye(cb, d, 'bob', 'long-polling');
+      const ws = await openFaye(ca, d, 'ada', 'websocket', 'wsroom');
+      const lp = await openFaye(cb, d, 'bob', 'long-polling', 'wsroom');
       await ws.waitForFunction(() => window.chat.transport() === 'websocket', null, {timeout: T(10000)});
       assert.equal(await lp.evaluate(() => window.chat.transport()), 'long-polling');
       await ws.evaluate(() => window.chat.say('hello from the socket'));

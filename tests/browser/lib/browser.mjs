@@ -96,3 +96,39 @@ export async function waitMembers(page, names, timeoutMs = 10000) {
 export async function setName(page, name) {
   await page.fill('#name', name);
 }
+
+/** Opens the demo chat at url (which already has a query) in a new page of ctx, as name,
+ * and waits until it is connected; the page's console is in the error if it is not. */
+export async function openChat(ctx, url, name) {
+  const page = await ctx.newPage();
+  const log = recordConsole(page);
+  await page.goto(`${url}&name=${encodeURIComponent(name)}`, {timeout: 15000 * SLOW});
+  try {
+    await waitConnected(page);
+  } catch (e) {
+    throw new Error(`${name} did not connect to ${url}: ${e.message}\npage log:\n${log()}`);
+  }
+  return page;
+}
+
+/** Daemon flags that serve Faye's browser client and tests/browser/faye/chat.html. */
+export const FAYE_FLAGS = [
+  '--web-mount', `/vendor/faye=${path.join(REPO, 'node_modules', 'faye', 'client')}`,
+  '--web-mount', `/faye-test=${path.join(REPO, 'tests', 'browser', 'faye')}`,
+];
+
+/** Opens the Faye chat page of daemon d as name, on transport (websocket, eventsource or
+ * long-polling: what Faye may use) in room, and waits until it is up and subscribed. */
+export async function openFaye(ctx, d, name, transport, room = 'room') {
+  const page = await ctx.newPage();
+  const log = recordConsole(page);
+  await page.goto(`${d.origin}/faye-test/chat.html?name=${name}&transport=${transport}&room=${room}`,
+    {timeout: 15000 * SLOW});
+  try {
+    await page.waitForFunction(() => window.chat && window.chat.up, null, {timeout: 15000 * SLOW});
+    await page.evaluate(() => window.chat.ready);
+  } catch (e) {
+    throw new Error(`${name} did not connect: ${e.message}\npage log:\n${log()}`);
+  }
+  return page;
+}
