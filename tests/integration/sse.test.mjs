@@ -8,21 +8,11 @@ import {spawn} from 'node:child_process';
 import path from 'node:path';
 import {describe, test} from 'node:test';
 
-import {REPO, SLOW, startDaemon, stopDaemonClean} from './lib/daemon.mjs';
+import {REPO, SLOW, startDaemon, stopDaemonClean, withDaemon} from './lib/daemon.mjs';
 import {eventSource, http10Get, openStream} from './lib/sse.mjs';
 import {RawSession, newId, request, sleep} from './lib/wire.mjs';
 
 const T = (ms) => ms * SLOW;
-
-/** Runs fn with a daemon started with flags, and stops it cleanly (exit 0) after. */
-async function withDaemon(flags, fn) {
-  const d = await startDaemon(flags);
-  try {
-    await fn(d);
-  } finally {
-    await stopDaemonClean(d);
-  }
-}
 
 /** A long-polling client that publishes. */
 async function publisher(url) {

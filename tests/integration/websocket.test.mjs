@@ -10,18 +10,9 @@ import {describe, test} from 'node:test';
 import {AckExtension} from 'cometd';
 
 import {CometDClient, FayeClient, sleep, uniqueChannel, waitFor, withTimeout} from './lib/clients.mjs';
-import {SLOW, daemonArgv, runDaemonOnce, startDaemon, stopDaemonClean} from './lib/daemon.mjs';
+import {SLOW, daemonArgv, runDaemonOnce, startDaemon, stopDaemonClean, withDaemon} from './lib/daemon.mjs';
 import {request} from './lib/wire.mjs';
 import {acceptFor, upgrade} from './lib/ws.mjs';
-
-async function withDaemon(flags, fn) {
-  const d = await startDaemon(flags);
-  try {
-    await fn(d);
-  } finally {
-    await stopDaemonClean(d);
-  }
-}
 
 // An ASan build keeps freed memory in quarantine: its RSS says nothing about ours.
 const SANITIZED = (() => {

@@ -173,3 +173,13 @@ export function runDaemonOnce(flags, {timeoutMs = 5000} = {}) {
     });
   });
 }
+
+/** Runs fn(d) with a daemon started with flags, and stops it cleanly (exit 0) after. */
+export async function withDaemon(flags, fn) {
+  const d = await startDaemon(flags);
+  try {
+    return await fn(d);
+  } finally {
+    await stopDaemonClean(d);
+  }
+}
