@@ -1296,16 +1296,16 @@ static int parse_response(struct conn *c, bool *close_after, bool eof)
 
 static void conn_dead(struct conn *c, const char *why);
 
-/* One SSE event's data: a JSON array of messages (Faye and bayeuxd both). */
-static void sse_dispatch(struct client *cl, struct sse *s, const char *p, size_t n, int64_t now)
+/* Calls fn for each message of the JSON array [p, e) that has a channel;
+ * false (counted and noted as "malformed JSON in WHAT") when it is not one. */
+static bool each_message(const char *p, const char *e, const char *what,
+                         void (*fn)(struct msg *m, void *arg), void *arg)
 {
-	const char *e = p + n;
-	st.sse_events++;
 	p = ws(p, e);
 	if (p >= e || *p != '[') {
 		st.http_errors++;
-		note_error("an SSE event's data is not a JSON array");
-		return;
+		note_error("%s is not a JSON array", what);
+		return false;
 	}
 	p = ws(p + 1, e);
 	while (p < e && *p != ']') {
@@ -1313,26 +1313,45 @@ static void sse_dispatch(struct client *cl, struct sse *s, const char *p, size_t
 		const char *q = scan_object(p, e, msg_field, &m);
 		if (!q) {
 			st.http_errors++;
-			note_error("malformed JSON in an SSE event");
-			return;
+			note_error("malformed JSON in %s", what);
+			return false;
 		}
 		p = ws(q, e);
 		if (p < e && *p == ',')
 			p = ws(p + 1, e);
-		if (!m.channel.p)
-			continue;
-		if (!(m.channel.n > 6 && !memcmp(m.channel.p, "/meta/", 6))) {
-			if (m.data.p)
-				on_delivery(&m, now);
-			continue;
-		}
-		struct advice a = {.interval = -1};
-		if (m.advice.p)
-			scan_object(m.advice.p, m.advice.p + m.advice.n, advice_field, &a);
-		if (span_eq(a.reconnect, "handshake"))
-			s->need_handshake = true;
+		if (m.channel.p)
+			fn(&m, arg);
 	}
+	return true;
+}
+
+struct sse_msg_ctx {
+	struct sse *s;
+	int64_t now;
+};
+
+static void sse_message(struct msg *m, void *arg)
+{
+	struct sse_msg_ctx *x = arg;
+	if (!(m->channel.n > 6 && !memcmp(m->channel.p, "/meta/", 6))) {
+		if (m->data.p)
+			on_delivery(m, x->now);
+		return;
+	}
+	struct advice a = {.interval = -1};
+	if (m->advice.p)
+		scan_object(m->advice.p, m->advice.p + m->advice.n, advice_field, &a);
+	if (span_eq(a.reconnect, "handshake"))
+		x->s->need_handshake = true;
+}
+
+/* One SSE event's data: a JSON array of messages (Faye and bayeuxd both). */
+static void sse_dispatch(struct client *cl, struct sse *s, const char *p, size_t n, int64_t now)
+{
 	(void)cl;
+	st.sse_events++;
+	struct sse_msg_ctx x = {s, now};
+	each_message(p, p + n, "an SSE event", sse_message, &x);
 }
 
 /* One line of the event stream, at ebuf[off], len bytes without its end. */
@@ -1679,6 +1698,13 @@ static void conn_dead(struct conn *c, const char *why)
 	client_fail(c->cl, c, why);
 }
 
+/* A pushed message of a WebSocket frame: deliveries are timed. */
+static void ws_message(struct msg *m, void *arg)
+{
+	if (m->data.p)
+		on_delivery(m, *(int64_t *)arg);
+}
+
 /* One text frame on a subscriber's socket (--transport websocket). */
 static void ws_text(struct conn *c, const char *b, size_t n)
 {
@@ -1700,21 +1726,7 @@ static void ws_text(struct conn *c, const char *b, size_t n)
 	int64_t now = now_ns();
 	if (phase == PH_MEASURE)
 		st.push_frames++;
-	p = ws(p + 1, e);
-	while (p < e && *p != ']') {
-		struct msg m = {.successful = -1};
-		const char *q = scan_object(p, e, msg_field, &m);
-		if (!q) {
-			st.http_errors++;
-			note_error("malformed JSON in a WebSocket frame");
-			return;
-		}
-		p = ws(q, e);
-		if (p < e && *p == ',')
-			p = ws(p + 1, e);
-		if (m.channel.p && m.data.p)
-			on_delivery(&m, now);
-	}
+	each_message(p, e, "a WebSocket frame", ws_message, &now);
 }
 
 /* Reads a subscriber's socket: the 101, then frames. */
