@@ -4,6 +4,7 @@
  * table's (table.c).
  */
 #include <sodium.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -176,21 +177,30 @@ void bx_session_deliver(bx_session *s, bx_msg *m)
 	pthread_mutex_unlock(&s->lock);
 }
 
-size_t bx_session_drain_locked(bx_session *s, bx_buf *out, bool comma)
+size_t bx_session_drain_some_locked(bx_session *s, bx_buf *out, bool comma, size_t max)
 {
-	size_t n = s->qlen;
-	int64_t now_us = n ? bx_clock_us() : 0;
-	for (size_t i = 0; i < n; i++) {
-		bx_msg *m = s->q[(s->qhead + i) % s->qcap];
-		if (comma || i > 0)
+	size_t n = 0, start = out->len;
+	int64_t now_us = s->qlen ? bx_clock_us() : 0;
+	while (n < s->qlen && (n == 0 || out->len - start < max)) {
+		bx_msg *m = s->q[(s->qhead + n) % s->qcap];
+		if (comma || n > 0)
 			bx_buf_putc(out, ',');
 		bx_buf_append(out, m->data, m->len);
 		bx_metrics_written(&s->srv->stats.m, m->born_us, now_us);
 		bx_msg_unref(m);
+		n++;
 	}
-	s->qhead = s->qlen = 0;
+	s->qhead = (s->qhead + n) % (s->qcap ? s->qcap : 1);
+	s->qlen -= n;
+	if (s->qlen == 0)
+		s->qhead = 0;
 	atomic_fetch_add(&s->srv->stats.deliveries, n);
 	return n;
+}
+
+size_t bx_session_drain_locked(bx_session *s, bx_buf *out, bool comma)
+{
+	return bx_session_drain_some_locked(s, out, comma, SIZE_MAX);
 }
 
 void bx_session_rearm_locked(bx_session *s)

@@ -130,6 +130,9 @@ void bx_session_deliver(bx_session *s, bx_msg *m);
 /* Writes every queued message into out, comma-separated with a leading comma
  * when `comma`; returns how many. Caller holds s->lock. */
 size_t bx_session_drain_locked(bx_session *s, bx_buf *out, bool comma);
+/* The same, stopping once about max bytes are written (at least one message
+ * goes, whatever its size). Caller holds s->lock. */
+size_t bx_session_drain_some_locked(bx_session *s, bx_buf *out, bool comma, size_t max);
 /* Drops every queued and kept message. Caller holds s->lock. */
 void bx_session_clear_locked(bx_session *s);
 /* Recomputes and arms the session's single timer: the sink's deadline, the

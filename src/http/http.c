@@ -303,6 +303,27 @@ static enum MHD_Result bayeux_options(req_ctx *rc, struct MHD_Connection *conn)
 	return ret;
 }
 
+enum MHD_Result bx_http_answer(struct MHD_Connection *conn, unsigned status, const char *type,
+                               void *data, size_t len, enum MHD_ResponseMemoryMode mode,
+                               bool no_cache)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, data, mode);
+	if (!r) {
+		if (mode == MHD_RESPMEM_MUST_FREE)
+			free(data);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	if (no_cache)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache, no-store");
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	enum MHD_Result ret = MHD_queue_response(conn, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)

@@ -8,6 +8,7 @@
 #ifndef BX_HTTP_H
 #define BX_HTTP_H
 
+#include <microhttpd.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -44,6 +45,13 @@ void bx_static_free(struct bx_server *srv);
 
 struct MHD_Connection;
 struct bx_ws;
+/* Queues a plain answer: len bytes of data (mode as for
+ * MHD_create_response_from_buffer; MUST_FREE data is freed on failure too),
+ * Content-Type type, "Cache-Control: no-cache, no-store" when no_cache,
+ * nosniff, and "Allow: GET, HEAD" on a 405. */
+enum MHD_Result bx_http_answer(struct MHD_Connection *conn, unsigned status, const char *type,
+                               void *data, size_t len, enum MHD_ResponseMemoryMode mode,
+                               bool no_cache);
 /* The client's address as text in buf, or NULL (limits.c counts by it). */
 const char *bx_http_peer_text(struct MHD_Connection *conn, char *buf, size_t n);
 /* The WebSocket loops of a started server, or NULL (websocket.h). */

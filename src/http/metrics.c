@@ -20,6 +20,7 @@
 #include "core/bus.h"
 #include "core/log.h"
 #include "backend.h"
+#include "http.h"
 #include "metrics.h"
 
 /*---- The text format ---------------------------------------------------------*/
@@ -280,21 +281,8 @@ static enum MHD_Result answer(struct MHD_Connection *conn, unsigned status, cons
 {
 	size_t len = 0;
 	char *data = bx_buf_steal(body, &len);
-	struct MHD_Response *r = MHD_create_response_from_buffer(len, data ? data : (void *)"",
-	                                                         data ? MHD_RESPMEM_MUST_FREE
-	                                                              : MHD_RESPMEM_PERSISTENT);
-	if (!r) {
-		free(data);
-		return MHD_NO;
-	}
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache, no-store");
-	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-	enum MHD_Result ret = MHD_queue_response(conn, status, r);
-	MHD_destroy_response(r);
-	return ret;
+	return bx_http_answer(conn, status, type, data ? data : (void *)"", len,
+	                      data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT, true);
 }
 
 static enum MHD_Result text(struct MHD_Connection *conn, unsigned status, const char *t)

@@ -34,6 +34,7 @@
 #include "core/stream.h"
 #include "core/table.h"
 #include "core/log.h"
+#include "http.h"
 #include "sse.h"
 
 /* Most subscribe= parameters on one plain request. */
@@ -43,18 +44,11 @@
 
 /*---- Answers -------------------------------------------------------------------*/
 
+/* Never a 405 here, so no Allow header. */
 static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status, const char *text)
 {
-	struct MHD_Response *r =
-	        MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_MUST_COPY);
-	if (!r)
-		return MHD_NO;
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache, no-store");
-	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-	enum MHD_Result ret = MHD_queue_response(conn, status, r);
-	MHD_destroy_response(r);
-	return ret;
+	return bx_http_answer(conn, status, "text/plain; charset=utf-8", (void *)text, strlen(text),
+	                      MHD_RESPMEM_MUST_COPY, true);
 }
 
 /*---- The stream's response ------------------------------------------------------*/

@@ -181,17 +181,8 @@ static const char *content_type(const char *path)
 
 static enum MHD_Result answer_text(struct MHD_Connection *conn, unsigned status, const char *text)
 {
-	struct MHD_Response *r =
-	        MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
-	if (!r)
-		return MHD_NO;
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
-	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
-	enum MHD_Result ret = MHD_queue_response(conn, status, r);
-	MHD_destroy_response(r);
-	return ret;
+	return bx_http_answer(conn, status, "text/plain; charset=utf-8", (void *)text, strlen(text),
+	                      MHD_RESPMEM_PERSISTENT, false);
 }
 
 /* 301 to url + "/", so that a folder's index.html finds its relative links;

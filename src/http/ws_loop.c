@@ -227,29 +227,6 @@ static void bx_sink_detach_locked(bx_session *s, bx_sink *k)
 		s->sink = NULL;
 }
 
-/* Moves queued messages into out, comma-separated, until about max bytes;
- * returns how many. Caller holds s->lock. */
-static size_t drain_some_locked(bx_session *s, bx_buf *out, size_t max)
-{
-	size_t n = 0, start = out->len;
-	int64_t now_us = s->qlen ? bx_clock_us() : 0;
-	while (n < s->qlen && (n == 0 || out->len - start < max)) {
-		bx_msg *m = s->q[(s->qhead + n) % s->qcap];
-		if (n)
-			bx_buf_putc(out, ',');
-		bx_buf_append(out, m->data, m->len);
-		bx_metrics_written(&s->srv->stats.m, m->born_us, now_us);
-		bx_msg_unref(m);
-		n++;
-	}
-	s->qhead = (s->qhead + n) % (s->qcap ? s->qcap : 1);
-	s->qlen -= n;
-	if (s->qlen == 0)
-		s->qhead = 0;
-	atomic_fetch_add(&s->srv->stats.deliveries, n);
-	return n;
-}
-
 static void hold_suspend(void *arg)
 {
 	(void)arg; /* nothing to do: the socket keeps being served */
@@ -353,7 +330,7 @@ static void conn_push(ws_conn *c)
 		return;
 	}
 	bx_buf_putc(o, '[');
-	size_t n = drain_some_locked(s, o, FRAME_MAX);
+	size_t n = bx_session_drain_some_locked(s, o, false, FRAME_MAX);
 	more = s->qlen > 0;
 	pthread_mutex_unlock(&s->lock);
 	bx_buf_putc(o, ']');
