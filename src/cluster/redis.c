@@ -41,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/channel.h"
 #include "core/msg.h"
 #include "core/log.h"
@@ -173,17 +174,9 @@ static void kick(rbus *b)
 
 /*---- The interest table (under lock) ----------------------------------------*/
 
-static size_t key_hash(const char *k, size_t n)
-{
-	size_t h = 1469598103934665603ULL;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)k[i]) * 1099511628211ULL;
-	return h;
-}
-
 static entry *entry_find(rbus *b, const char *key, size_t klen, bool pattern)
 {
-	for (entry *e = b->buckets[key_hash(key, klen) & (b->nbuckets - 1)]; e; e = e->hnext)
+	for (entry *e = b->buckets[bx_hash(key, klen) & (b->nbuckets - 1)]; e; e = e->hnext)
 		if (e->pattern == pattern && e->klen == klen && memcmp(e->key, key, klen) == 0)
 			return e;
 	return NULL;
@@ -198,7 +191,7 @@ static int table_grow(rbus *b)
 	for (size_t i = 0; i < b->nbuckets; i++)
 		for (entry *e = b->buckets[i], *next; e; e = next) {
 			next = e->hnext;
-			size_t j = key_hash(e->key, e->klen) & (n - 1);
+			size_t j = bx_hash(e->key, e->klen) & (n - 1);
 			e->hnext = v[j];
 			v[j] = e;
 		}
@@ -223,7 +216,7 @@ static entry *entry_get(rbus *b, const char *key, size_t klen, bool pattern)
 	memcpy(e->key, key, klen + 1);
 	e->klen = klen;
 	e->pattern = pattern;
-	size_t j = key_hash(key, klen) & (b->nbuckets - 1);
+	size_t j = bx_hash(key, klen) & (b->nbuckets - 1);
 	e->hnext = b->buckets[j];
 	b->buckets[j] = e;
 	b->nentries++;
@@ -232,7 +225,7 @@ static entry *entry_get(rbus *b, const char *key, size_t klen, bool pattern)
 
 static void entry_unlink_free(rbus *b, entry *e)
 {
-	entry **pp = &b->buckets[key_hash(e->key, e->klen) & (b->nbuckets - 1)];
+	entry **pp = &b->buckets[bx_hash(e->key, e->klen) & (b->nbuckets - 1)];
 	while (*pp != e)
 		pp = &(*pp)->hnext;
 	*pp = e->hnext;
@@ -643,7 +636,7 @@ static bool seen_before(rbus *b, const bx_wire_msg *w)
 {
 	if (w->olen == b->olen && memcmp(w->origin, b->origin, w->olen) == 0)
 		return true;
-	size_t h = key_hash(w->origin, w->olen) & (ORIGINS_MAX - 1);
+	size_t h = bx_hash(w->origin, w->olen) & (ORIGINS_MAX - 1);
 	for (size_t i = 0; i < ORIGINS_MAX; i++, h = (h + 1) & (ORIGINS_MAX - 1)) {
 		origin_seen *o = &b->seen[h];
 		if (!o->used) {
