@@ -243,14 +243,17 @@ static void mark_dirty(rbus *b, entry *e)
 	}
 }
 
-/* Detaches e's waiters (to be called with err after unlocking). */
-static waiter *take_waiters(rbus *b, entry *e)
+/* Moves e's waiters onto the list *into (run it with run_waiters() after
+ * unlocking). */
+static void take_waiters(rbus *b, entry *e, waiter **into)
 {
-	waiter *w = e->waiters;
-	for (waiter *x = w; x; x = x->next)
+	while (e->waiters) {
+		waiter *w = e->waiters;
+		e->waiters = w->next;
+		w->next = *into;
+		*into = w;
 		b->nwaiters--;
-	e->waiters = NULL;
-	return w;
+	}
 }
 
 static void run_waiters(waiter *w, int err)
@@ -417,40 +420,34 @@ static void conn_update(rconn *c)
 	}
 }
 
-static void ev_add_read(void *p)
+/* hiredis turns reading or writing on or off: flag is c->reading or
+ * c->writing. */
+static void ev_set(rconn *c, bool *flag, bool on)
 {
-	rconn *c = p;
-	if (!c->reading) {
-		c->reading = true;
+	if (*flag != on) {
+		*flag = on;
 		conn_update(c);
 	}
+}
+
+static void ev_add_read(void *p)
+{
+	ev_set(p, &((rconn *)p)->reading, true);
 }
 
 static void ev_del_read(void *p)
 {
-	rconn *c = p;
-	if (c->reading) {
-		c->reading = false;
-		conn_update(c);
-	}
+	ev_set(p, &((rconn *)p)->reading, false);
 }
 
 static void ev_add_write(void *p)
 {
-	rconn *c = p;
-	if (!c->writing) {
-		c->writing = true;
-		conn_update(c);
-	}
+	ev_set(p, &((rconn *)p)->writing, true);
 }
 
 static void ev_del_write(void *p)
 {
-	rconn *c = p;
-	if (c->writing) {
-		c->writing = false;
-		conn_update(c);
-	}
+	ev_set(p, &((rconn *)p)->writing, false);
 }
 
 /* hiredis is done with the context (freed right after). */
@@ -606,13 +603,7 @@ static void went_down(rbus *b, const char *why)
 		for (entry *e = b->buckets[i]; e; e = e->hnext) {
 			e->sent = e->active = false;
 			e->unconfirmed = 0;
-			waiter *w = take_waiters(b, e);
-			while (w) {
-				waiter *next = w->next;
-				w->next = all;
-				all = w;
-				w = next;
-			}
+			take_waiters(b, e, &all);
 		}
 	for (pubmsg *p = b->qhead, *next; p; p = next) {
 		next = p->next;
@@ -670,7 +661,7 @@ static void confirm(rbus *b, const char *key, size_t klen, bool pattern)
 	if (e && e->unconfirmed > 0 && --e->unconfirmed == 0) {
 		if (e->sent) {
 			e->active = true;
-			w = take_waiters(b, e);
+			take_waiters(b, e, &w);
 		} else if (e->count == 0) {
 			mark_dirty(b, e); /* unsubscribed meanwhile: flush frees it */
 		}
@@ -874,15 +865,8 @@ static void op_stop(void *self)
 	waiter *all = NULL;
 	pthread_mutex_lock(&b->lock);
 	for (size_t i = 0; i < b->nbuckets; i++)
-		for (entry *e = b->buckets[i]; e; e = e->hnext) {
-			waiter *w = take_waiters(b, e);
-			while (w) {
-				waiter *next = w->next;
-				w->next = all;
-				all = w;
-				w = next;
-			}
-		}
+		for (entry *e = b->buckets[i]; e; e = e->hnext)
+			take_waiters(b, e, &all);
 	pthread_mutex_unlock(&b->lock);
 	run_waiters(all, -BX_ESTATE);
 	if (b->dropped)
