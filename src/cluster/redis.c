@@ -41,6 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/buf.h"
 #include "core/channel.h"
 #include "core/msg.h"
 #include "core/log.h"
@@ -173,17 +174,9 @@ static void kick(rbus *b)
 
 /*---- The interest table (under lock) ----------------------------------------*/
 
-static size_t key_hash(const char *k, size_t n)
-{
-	size_t h = 1469598103934665603ULL;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)k[i]) * 1099511628211ULL;
-	return h;
-}
-
 static entry *entry_find(rbus *b, const char *key, size_t klen, bool pattern)
 {
-	for (entry *e = b->buckets[key_hash(key, klen) & (b->nbuckets - 1)]; e; e = e->hnext)
+	for (entry *e = b->buckets[bx_hash(key, klen) & (b->nbuckets - 1)]; e; e = e->hnext)
 		if (e->pattern == pattern && e->klen == klen && memcmp(e->key, key, klen) == 0)
 			return e;
 	return NULL;
@@ -198,7 +191,7 @@ static int table_grow(rbus *b)
 	for (size_t i = 0; i < b->nbuckets; i++)
 		for (entry *e = b->buckets[i], *next; e; e = next) {
 			next = e->hnext;
-			size_t j = key_hash(e->key, e->klen) & (n - 1);
+			size_t j = bx_hash(e->key, e->klen) & (n - 1);
 			e->hnext = v[j];
 			v[j] = e;
 		}
@@ -223,7 +216,7 @@ static entry *entry_get(rbus *b, const char *key, size_t klen, bool pattern)
 	memcpy(e->key, key, klen + 1);
 	e->klen = klen;
 	e->pattern = pattern;
-	size_t j = key_hash(key, klen) & (b->nbuckets - 1);
+	size_t j = bx_hash(key, klen) & (b->nbuckets - 1);
 	e->hnext = b->buckets[j];
 	b->buckets[j] = e;
 	b->nentries++;
@@ -232,7 +225,7 @@ static entry *entry_get(rbus *b, const char *key, size_t klen, bool pattern)
 
 static void entry_unlink_free(rbus *b, entry *e)
 {
-	entry **pp = &b->buckets[key_hash(e->key, e->klen) & (b->nbuckets - 1)];
+	entry **pp = &b->buckets[bx_hash(e->key, e->klen) & (b->nbuckets - 1)];
 	while (*pp != e)
 		pp = &(*pp)->hnext;
 	*pp = e->hnext;
@@ -250,14 +243,17 @@ static void mark_dirty(rbus *b, entry *e)
 	}
 }
 
-/* Detaches e's waiters (to be called with err after unlocking). */
-static waiter *take_waiters(rbus *b, entry *e)
+/* Moves e's waiters onto the list *into (run it with run_waiters() after
+ * unlocking). */
+static void take_waiters(rbus *b, entry *e, waiter **into)
 {
-	waiter *w = e->waiters;
-	for (waiter *x = w; x; x = x->next)
+	while (e->waiters) {
+		waiter *w = e->waiters;
+		e->waiters = w->next;
+		w->next = *into;
+		*into = w;
 		b->nwaiters--;
-	e->waiters = NULL;
-	return w;
+	}
 }
 
 static void run_waiters(waiter *w, int err)
@@ -424,40 +420,34 @@ static void conn_update(rconn *c)
 	}
 }
 
-static void ev_add_read(void *p)
+/* hiredis turns reading or writing on or off: flag is c->reading or
+ * c->writing. */
+static void ev_set(rconn *c, bool *flag, bool on)
 {
-	rconn *c = p;
-	if (!c->reading) {
-		c->reading = true;
+	if (*flag != on) {
+		*flag = on;
 		conn_update(c);
 	}
+}
+
+static void ev_add_read(void *p)
+{
+	ev_set(p, &((rconn *)p)->reading, true);
 }
 
 static void ev_del_read(void *p)
 {
-	rconn *c = p;
-	if (c->reading) {
-		c->reading = false;
-		conn_update(c);
-	}
+	ev_set(p, &((rconn *)p)->reading, false);
 }
 
 static void ev_add_write(void *p)
 {
-	rconn *c = p;
-	if (!c->writing) {
-		c->writing = true;
-		conn_update(c);
-	}
+	ev_set(p, &((rconn *)p)->writing, true);
 }
 
 static void ev_del_write(void *p)
 {
-	rconn *c = p;
-	if (c->writing) {
-		c->writing = false;
-		conn_update(c);
-	}
+	ev_set(p, &((rconn *)p)->writing, false);
 }
 
 /* hiredis is done with the context (freed right after). */
@@ -613,13 +603,7 @@ static void went_down(rbus *b, const char *why)
 		for (entry *e = b->buckets[i]; e; e = e->hnext) {
 			e->sent = e->active = false;
 			e->unconfirmed = 0;
-			waiter *w = take_waiters(b, e);
-			while (w) {
-				waiter *next = w->next;
-				w->next = all;
-				all = w;
-				w = next;
-			}
+			take_waiters(b, e, &all);
 		}
 	for (pubmsg *p = b->qhead, *next; p; p = next) {
 		next = p->next;
@@ -643,7 +627,7 @@ static bool seen_before(rbus *b, const bx_wire_msg *w)
 {
 	if (w->olen == b->olen && memcmp(w->origin, b->origin, w->olen) == 0)
 		return true;
-	size_t h = key_hash(w->origin, w->olen) & (ORIGINS_MAX - 1);
+	size_t h = bx_hash(w->origin, w->olen) & (ORIGINS_MAX - 1);
 	for (size_t i = 0; i < ORIGINS_MAX; i++, h = (h + 1) & (ORIGINS_MAX - 1)) {
 		origin_seen *o = &b->seen[h];
 		if (!o->used) {
@@ -677,7 +661,7 @@ static void confirm(rbus *b, const char *key, size_t klen, bool pattern)
 	if (e && e->unconfirmed > 0 && --e->unconfirmed == 0) {
 		if (e->sent) {
 			e->active = true;
-			w = take_waiters(b, e);
+			take_waiters(b, e, &w);
 		} else if (e->count == 0) {
 			mark_dirty(b, e); /* unsubscribed meanwhile: flush frees it */
 		}
@@ -881,15 +865,8 @@ static void op_stop(void *self)
 	waiter *all = NULL;
 	pthread_mutex_lock(&b->lock);
 	for (size_t i = 0; i < b->nbuckets; i++)
-		for (entry *e = b->buckets[i]; e; e = e->hnext) {
-			waiter *w = take_waiters(b, e);
-			while (w) {
-				waiter *next = w->next;
-				w->next = all;
-				all = w;
-				w = next;
-			}
-		}
+		for (entry *e = b->buckets[i]; e; e = e->hnext)
+			take_waiters(b, e, &all);
 	pthread_mutex_unlock(&b->lock);
 	run_waiters(all, -BX_ESTATE);
 	if (b->dropped)

@@ -124,8 +124,8 @@ bool bx_http_is_publish_url(const char *url)
 	return strncmp(url, BX_PUBLISH_PREFIX, strlen(BX_PUBLISH_PREFIX)) == 0;
 }
 
-static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, const char *type,
-                               const char *text, size_t len)
+enum MHD_Result bx_http_respond(struct MHD_Connection *conn, unsigned status, const char *type,
+                                const char *allow, const char *text, size_t len)
 {
 	struct MHD_Response *r =
 	        MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
@@ -134,15 +134,14 @@ static enum MHD_Result respond(struct MHD_Connection *conn, unsigned status, con
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache, no-store");
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "POST");
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
 	enum MHD_Result ret = MHD_queue_response(conn, status, r);
 	MHD_destroy_response(r);
 	return ret;
 }
 
-/* A JSON error result {"successful":false,"error":…,"hint":…}. */
-static enum MHD_Result fail(struct MHD_Connection *conn, unsigned status, const char *error,
-                            const char *hint)
+enum MHD_Result bx_http_fail(struct MHD_Connection *conn, unsigned status, const char *allow,
+                             const char *error, const char *hint)
 {
 	bx_buf b;
 	bx_buf_init(&b);
@@ -151,8 +150,8 @@ static enum MHD_Result fail(struct MHD_Connection *conn, unsigned status, const 
 	bx_buf_puts(&b, ",\"hint\":");
 	bx_buf_json_str(&b, hint, strlen(hint));
 	bx_buf_puts(&b, "}\n");
-	enum MHD_Result r = respond(conn, status, "application/json; charset=utf-8",
-	                            b.data ? b.data : "", b.len);
+	enum MHD_Result r = bx_http_respond(conn, status, "application/json; charset=utf-8", allow,
+	                                    b.data ? b.data : "", b.len);
 	bx_buf_free(&b);
 	return r;
 }
@@ -172,15 +171,16 @@ enum MHD_Result bx_http_publish(bx_server *srv, struct MHD_Connection *conn, con
 {
 	*pending = NULL;
 	if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
-		return fail(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "405::method_not_allowed",
-		            "POST the JSON data to /publish/<channel>");
+		return bx_http_fail(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "POST",
+		                    "405::method_not_allowed",
+		                    "POST the JSON data to /publish/<channel>");
 	if (too_big)
-		return fail(conn, MHD_HTTP_CONTENT_TOO_LARGE, "413::body_too_large",
-		            "the body is larger than --max-body");
+		return bx_http_fail(conn, MHD_HTTP_CONTENT_TOO_LARGE, "POST", "413::body_too_large",
+		                    "the body is larger than --max-body");
 	const char *channel = url + strlen(BX_PUBLISH_PREFIX) - 1; /* keeps the '/' */
 	if (strncmp(channel, "/meta/", 6) == 0 || strcmp(channel, "/meta") == 0)
-		return fail(conn, MHD_HTTP_BAD_REQUEST, "405::channel_invalid",
-		            "a backend cannot publish on /meta channels");
+		return bx_http_fail(conn, MHD_HTTP_BAD_REQUEST, "POST", "405::channel_invalid",
+		                    "a backend cannot publish on /meta channels");
 
 	/* Parse the data alone first: pasting an unchecked body into a message
 	 * would let it add messages of its own. */
@@ -188,8 +188,8 @@ enum MHD_Result bx_http_publish(bx_server *srv, struct MHD_Connection *conn, con
 	json_object *data = bx_json_parse_all(body, len, &ok);
 	if (!ok) {
 		json_object_put(data);
-		return fail(conn, MHD_HTTP_BAD_REQUEST, "400::data_invalid",
-		            "the request body must be the message data as one JSON value");
+		return bx_http_fail(conn, MHD_HTTP_BAD_REQUEST, "POST", "400::data_invalid",
+		                    "the request body must be the message data as one JSON value");
 	}
 	json_object *msg = json_object_new_object();
 	json_object_object_add(msg, "channel", json_object_new_string(channel));
@@ -221,8 +221,8 @@ enum MHD_Result bx_http_publish_answer(struct MHD_Connection *conn, bx_response 
 	bx_response res = *resp;
 	enum MHD_Result ret;
 	if (res.status != 200) {
-		ret = respond(conn, (unsigned)res.status, "text/plain; charset=utf-8",
-		              res.body.data ? res.body.data : "", res.body.len);
+		ret = bx_http_respond(conn, (unsigned)res.status, "text/plain; charset=utf-8",
+		                      "POST", res.body.data ? res.body.data : "", res.body.len);
 		bx_response_free(&res);
 		return ret;
 	}
@@ -246,8 +246,8 @@ enum MHD_Result bx_http_publish_answer(struct MHD_Connection *conn, bx_response 
 	bx_buf_init(&out);
 	bx_buf_append(&out, rtext, rlen);
 	bx_buf_putc(&out, '\n');
-	ret = respond(conn, status, "application/json; charset=utf-8", out.data ? out.data : "",
-	              out.len);
+	ret = bx_http_respond(conn, status, "application/json; charset=utf-8", "POST",
+	                      out.data ? out.data : "", out.len);
 	bx_buf_free(&out);
 	json_object_put(arr);
 	bx_response_free(&res);

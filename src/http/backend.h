@@ -34,6 +34,16 @@ bool bx_http_bearer_ok(bx_server *srv, const char *authorization);
 /* True for an IPv4 127/8, IPv6 ::1 or v4-mapped 127/8 address. */
 bool bx_http_loopback(const struct sockaddr *sa);
 
+/* Queues a response of text (len bytes, copied) of Content-Type type, never
+ * cached; a 405 also gets "Allow: <allow>". The backend endpoints
+ * (POST /publish/, GET /history/) answer through it. */
+enum MHD_Result bx_http_respond(struct MHD_Connection *conn, unsigned status, const char *type,
+                                const char *allow, const char *text, size_t len);
+/* Answers with a JSON error result {"successful":false,"error":…,"hint":…}
+ * through bx_http_respond(). */
+enum MHD_Result bx_http_fail(struct MHD_Connection *conn, unsigned status, const char *allow,
+                             const char *error, const char *hint);
+
 /* True when url is under BX_PUBLISH_PREFIX. */
 bool bx_http_is_publish_url(const char *url);
 

@@ -23,37 +23,6 @@ bool bx_http_is_history_url(const char *url)
 	return strncmp(url, HISTORY_PREFIX, strlen(HISTORY_PREFIX)) == 0;
 }
 
-static enum MHD_Result answer(struct MHD_Connection *conn, unsigned status, const char *text,
-                              size_t len)
-{
-	struct MHD_Response *r =
-	        MHD_create_response_from_buffer(len, (void *)text, MHD_RESPMEM_MUST_COPY);
-	if (!r)
-		return MHD_NO;
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json; charset=utf-8");
-	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache, no-store");
-	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET");
-	enum MHD_Result ret = MHD_queue_response(conn, status, r);
-	MHD_destroy_response(r);
-	return ret;
-}
-
-static enum MHD_Result fail(struct MHD_Connection *conn, unsigned status, const char *error,
-                            const char *hint)
-{
-	bx_buf b;
-	bx_buf_init(&b);
-	bx_buf_puts(&b, "{\"successful\":false,\"error\":");
-	bx_buf_json_str(&b, error, strlen(error));
-	bx_buf_puts(&b, ",\"hint\":");
-	bx_buf_json_str(&b, hint, strlen(hint));
-	bx_buf_puts(&b, "}\n");
-	enum MHD_Result r = answer(conn, status, b.data ? b.data : "", b.len);
-	bx_buf_free(&b);
-	return r;
-}
-
 /* Reads a query number: absent gives dflt; false when present but not a
  * whole number from 0 to max. */
 static bool query_number(struct MHD_Connection *conn, const char *name, uint64_t dflt, uint64_t max,
@@ -76,40 +45,46 @@ enum MHD_Result bx_http_history(bx_server *srv, struct MHD_Connection *conn, con
                                 const char *url)
 {
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0)
-		return fail(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "405::method_not_allowed",
-		            "GET /history/<channel>?after=ID&limit=N");
+		return bx_http_fail(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "GET",
+		                    "405::method_not_allowed",
+		                    "GET /history/<channel>?after=ID&limit=N");
 	if (!bx_http_backend(srv, conn))
-		return fail(conn, MHD_HTTP_FORBIDDEN, "403::history_denied",
-		            bx_swap_peek(&srv->publish_token)
-		                    ? "send 'Authorization: Bearer <publish token>'"
-		                    : "reading history needs the publish token (bayeuxd "
-		                      "--publish-token-file FILE) or --allow-local-publish for "
-		                      "loopback");
+		return bx_http_fail(
+		        conn, MHD_HTTP_FORBIDDEN, "GET", "403::history_denied",
+		        bx_swap_peek(&srv->publish_token)
+		                ? "send 'Authorization: Bearer <publish token>'"
+		                : "reading history needs the publish token (bayeuxd "
+		                  "--publish-token-file FILE) or --allow-local-publish for "
+		                  "loopback");
 	const char *channel = url + strlen(HISTORY_PREFIX) - 1; /* keeps the '/' */
 	size_t chlen = strlen(channel);
 	unsigned flags = 0;
 	if (!bx_channel_check(channel, chlen, &flags) || (flags & BX_CH_WILD))
-		return fail(conn, MHD_HTTP_BAD_REQUEST, "400::channel_invalid",
-		            "GET /history/<channel>: one channel name, no wildcard");
+		return bx_http_fail(conn, MHD_HTTP_BAD_REQUEST, "GET", "400::channel_invalid",
+		                    "GET /history/<channel>: one channel name, no wildcard");
 	if (!srv->history || !bx_history_rule(srv->history, channel, chlen))
-		return fail(conn, MHD_HTTP_NOT_FOUND, "404::channel_not_retained",
-		            "no --retain rule matches this channel (or it is not a channel name)");
+		return bx_http_fail(
+		        conn, MHD_HTTP_NOT_FOUND, "GET", "404::channel_not_retained",
+		        "no --retain rule matches this channel (or it is not a channel name)");
 	uint64_t after, limit;
 	if (!query_number(conn, "after", 0, UINT64_MAX / 2, &after) ||
 	    !query_number(conn, "limit", 1000, HISTORY_LIMIT, &limit) || limit == 0)
-		return fail(conn, MHD_HTTP_BAD_REQUEST, "400::history_query_invalid",
-		            "after is a replay id (a whole number, default 0: from the oldest); "
-		            "limit is 1 to 10000 (default 1000)");
+		return bx_http_fail(
+		        conn, MHD_HTTP_BAD_REQUEST, "GET", "400::history_query_invalid",
+		        "after is a replay id (a whole number, default 0: from the oldest); "
+		        "limit is 1 to 10000 (default 1000)");
 	bx_buf out;
 	bx_buf_init(&out);
 	int rc = bx_history_read_json(srv, channel, chlen, after, (size_t)limit, &out);
 	enum MHD_Result r;
 	if (rc != 0)
-		r = fail(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "503::history_unavailable",
-		         "the history store is closing or out of memory");
+		r = bx_http_fail(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "GET",
+		                 "503::history_unavailable",
+		                 "the history store is closing or out of memory");
 	else {
 		bx_buf_putc(&out, '\n');
-		r = answer(conn, MHD_HTTP_OK, out.data ? out.data : "[]\n", out.len);
+		r = bx_http_respond(conn, MHD_HTTP_OK, "application/json; charset=utf-8", "GET",
+		                    out.data ? out.data : "[]\n", out.len);
 	}
 	bx_buf_free(&out);
 	return r;

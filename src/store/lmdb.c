@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 
 #include "bayeux.h"
+#include "core/buf.h"
 #include "core/stats.h"
 #include "engines.h"
 
@@ -58,16 +59,6 @@ typedef struct lstore {
 	/* /metrics (bx_store_lmdb_metrics): written by the writer only. */
 	atomic_uint_fast64_t commits, records;
 } lstore;
-
-static size_t hash(const char *p, size_t n)
-{
-	size_t h = 1469598103934665603ULL;
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)p[i];
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
 
 static size_t make_key(char *k, const char *ch, size_t len, uint64_t id)
 {
@@ -114,7 +105,7 @@ static uint64_t stored_last(lstore *l, MDB_txn *txn, const char *ch, size_t len)
  * NULL on OOM or a read failure. Caller holds l->lock. */
 static idc *cached(lstore *l, const char *ch, size_t len)
 {
-	size_t h = hash(ch, len);
+	size_t h = bx_hash(ch, len);
 	for (idc *c = l->buckets[h & (l->nbuckets - 1)]; c; c = c->next)
 		if (c->len == len && memcmp(c->name, ch, len) == 0)
 			return c;
@@ -126,7 +117,7 @@ static idc *cached(lstore *l, const char *ch, size_t len)
 		for (size_t i = 0; i < l->nbuckets; i++)
 			for (idc *c = l->buckets[i], *next; c; c = next) {
 				next = c->next;
-				size_t j = hash(c->name, c->len) & (nb - 1);
+				size_t j = bx_hash(c->name, c->len) & (nb - 1);
 				c->next = b[j];
 				b[j] = c;
 			}

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "bayeux.h"
+#include "core/buf.h"
 #include "engines.h"
 
 typedef struct mrec {
@@ -32,19 +33,9 @@ typedef struct mstore {
 	size_t nbuckets, count;
 } mstore;
 
-static size_t hash(const char *p, size_t n)
-{
-	size_t h = 1469598103934665603ULL;
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)p[i];
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
 static mchan *find(mstore *m, const char *ch, size_t len)
 {
-	for (mchan *c = m->buckets[hash(ch, len) & (m->nbuckets - 1)]; c; c = c->next)
+	for (mchan *c = m->buckets[bx_hash(ch, len) & (m->nbuckets - 1)]; c; c = c->next)
 		if (c->len == len && memcmp(c->name, ch, len) == 0)
 			return c;
 	return NULL;
@@ -59,7 +50,7 @@ static int grow_table(mstore *m)
 	for (size_t i = 0; i < m->nbuckets; i++)
 		for (mchan *c = m->buckets[i], *next; c; c = next) {
 			next = c->next;
-			size_t k = hash(c->name, c->len) & (nb - 1);
+			size_t k = bx_hash(c->name, c->len) & (nb - 1);
 			c->next = b[k];
 			b[k] = c;
 		}
@@ -84,7 +75,7 @@ static mchan *get(mstore *m, const char *ch, size_t len)
 	memcpy(c->name, ch, len);
 	c->name[len] = '\0';
 	c->len = len;
-	size_t k = hash(ch, len) & (m->nbuckets - 1);
+	size_t k = bx_hash(ch, len) & (m->nbuckets - 1);
 	c->next = m->buckets[k];
 	m->buckets[k] = c;
 	m->count++;
