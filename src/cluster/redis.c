@@ -96,7 +96,45 @@ typedef struct pubmsg {
 	struct pubmsg *next;
 	size_t klen, plen;
 	char *key, *payload; /* both point into the same allocation */
+	/* A history append (the append script) instead of a PUBLISH: its
+	 * arguments, and who to tell once Redis answered. */
+	struct rbus *bus;
+	bx_store_done_fn done;
+	void *arg;
+	int argc;
+	const char *argv[11];
+	size_t lens[11];
 } pubmsg;
+
+/* A replay from the history stream (store.h replay): holds the channel's
+ * interest until done, so the node receives its publishes; sent once that
+ * interest is confirmed; done when both the script's answer (the records)
+ * and its cut (on the subscriber connection) came. */
+typedef struct rjob {
+	struct rjob *next;
+	char key[KEY_MAX]; /* "<prefix>:<channel>" */
+	size_t klen;
+	char *channel;
+	size_t chlen;
+	uint64_t after;
+	size_t limit;
+	bx_store_replay_fn fn;
+	void *arg;
+	uint64_t token;   /* its cut's */
+	int64_t deadline; /* waiting for interest, or for the cut after the answer */
+	bool sent, got_reply, got_cut;
+	bx_store_rec *recs;
+	size_t n;
+	uint64_t newest;
+} rjob;
+
+/* A message the subscriber connection delivered while a replay waits for
+ * its answer after its cut (see deliver()). */
+typedef struct later_msg {
+	struct later_msg *next;
+	size_t clen, plen;
+	char data[]; /* channel, then payload */
+} later_msg;
 
 typedef struct origin_seen {
 	char origin[BX_ORIGIN_MAX + 1];
@@ -137,6 +175,7 @@ typedef struct rbus {
 	size_t qlen;
 	uint64_t seq; /* publishes numbered, under lock so seq order = queue order */
 	size_t nwaiters; /* ready() callers waiting, over all entries */
+	rjob *jobs;      /* replays not done */
 	bool stop;
 
 	/* The loop thread's own. */
@@ -150,6 +189,10 @@ typedef struct rbus {
 	uint64_t dropped; /* publishes not sent (Redis down or too slow) */
 	origin_seen *seen;
 	size_t nseen;
+	uint64_t own_seq; /* the last of our own retained messages delivered */
+	uint64_t tokens;  /* cuts sent */
+	rjob *paused;     /* its cut came before its answer: hold deliveries */
+	later_msg *held, **held_tail;
 
 	/* For /metrics (read with no lock). */
 	atomic_uint_fast64_t m_sent, m_dropped, m_received, m_duplicates, m_reconnects;
@@ -377,6 +420,7 @@ static int op_publish(void *self, const char *channel, size_t chlen, const bx_ms
 	p->klen = klen;
 	p->payload = p->key + klen;
 	p->next = NULL;
+	p->done = NULL; /* a PUBLISH, not an append */
 	pthread_mutex_lock(&b->lock);
 	if (b->stop) {
 		pthread_mutex_unlock(&b->lock);
@@ -402,6 +446,450 @@ static bool op_healthy(void *self)
 {
 	rbus *b = self;
 	return atomic_load(&b->up) && !atomic_load(&b->stopped);
+}
+
+/*---- History in Redis Streams (store.h, shared) --------------------------------------*/
+
+static bool is_str(const redisReply *r);
+
+/* Append and publish in one step: the replay id is the channel's counter,
+ * the stream entry's id is "<replay id>-0" (so every node reads the same
+ * ids), the stream keeps at most `keep` entries and, with an age limit,
+ * loses up to 16 expired ones per append (reads skip older ones anyway),
+ * and the PUBLISH carries the id. One script, so no node ever sees a
+ * publish whose entry is not in the stream yet, and ids follow the order
+ * in which every subscriber receives them.
+ * KEYS: counter, stream, channel. ARGV: header, JSON, time, keep, oldest
+ * time kept ("" for none). */
+static const char APPEND_LUA[] =
+        "local id = redis.call('INCR', KEYS[1])\n"
+        "local sid = string.format('%d-0', id)\n"
+        "if tonumber(ARGV[4]) > 0 then\n"
+        "  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], sid, 't', ARGV[3], 'd', ARGV[2])\n"
+        "else\n"
+        "  redis.call('XADD', KEYS[2], sid, 't', ARGV[3], 'd', ARGV[2])\n"
+        "end\n"
+        "if ARGV[5] ~= '' then\n"
+        "  local min, cut = tonumber(ARGV[5]), nil\n"
+        "  for _, e in ipairs(redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 16)) do\n"
+        "    if tonumber(e[2][2]) < min then cut = e[1] else break end\n"
+        "  end\n"
+        "  if cut then\n"
+        "    local n = tonumber(string.match(cut, '^(%d+)'))\n"
+        "    redis.call('XTRIM', KEYS[2], 'MINID', string.format('%d-0', n + 1))\n"
+        "  end\n"
+        "end\n"
+        "redis.call('PUBLISH', KEYS[3], ARGV[1] .. string.format(' r%d', id) .. '\\n' .. ARGV[2])\n"
+        "return id\n";
+
+/* A replay: the entries after ARGV[1] (all of them when it is beyond the
+ * counter: a history that was lost), at most ARGV[2], the counter, and the
+ * cut published on the channel in the same step: what this node receives
+ * before the cut is in the answer (or older), what comes after is not.
+ * KEYS: counter, stream, channel. ARGV: after, limit, cut. */
+static const char REPLAY_LUA[] =
+        "local newest = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
+        "local after = tonumber(ARGV[1])\n"
+        "local entries = {}\n"
+        "if after ~= newest then\n"
+        "  local from = '-'\n"
+        "  if after < newest then from = string.format('%d-0', after + 1) end\n"
+        "  entries = redis.call('XRANGE', KEYS[2], from, '+', 'COUNT', ARGV[2])\n"
+        "end\n"
+        "redis.call('PUBLISH', KEYS[3], ARGV[3])\n"
+        "return {newest, entries}\n";
+
+/* Writes "<prefix>:<what><channel>" at out; returns its length. */
+static size_t history_key(const rbus *b, const char *what, const char *ch, size_t chlen,
+                          char *out)
+{
+	size_t pl = strlen(b->prefix), wl = strlen(what);
+	memcpy(out, b->prefix, pl);
+	out[pl] = ':';
+	memcpy(out + pl + 1, what, wl);
+	memcpy(out + pl + 1 + wl, ch, chlen);
+	out[pl + 1 + wl + chlen] = '\0';
+	return pl + 1 + wl + chlen;
+}
+
+#define HKEY_MAX (BX_REDIS_PREFIX_MAX + 16 + BX_CHANNEL_MAX_LEN)
+
+static int st_append(void *self, bx_store_rec *recs, size_t n, bx_store_done_fn done, void *arg)
+{
+	rbus *b = self;
+	if (n != 1 || recs[0].chlen > BX_CHANNEL_MAX_LEN)
+		return -BX_EINVAL; /* the core appends one at a time */
+	if (!atomic_load(&b->up))
+		return -BX_ESTATE;
+	const bx_store_rec *r = &recs[0];
+	pubmsg *p = malloc(sizeof *p + 3 * HKEY_MAX + BX_WIRE_HEADER_MAX + 3 * 24 + r->len);
+	if (!p)
+		return -BX_ENOMEM;
+	memset(p, 0, sizeof *p);
+	char *at = (char *)(p + 1);
+	p->bus = b;
+	p->done = done;
+	p->arg = arg;
+	p->argc = 11;
+	p->argv[0] = "EVAL";
+	p->argv[1] = APPEND_LUA;
+	p->argv[2] = "3";
+	const char *what[3] = {"histseq:", "history:", ""};
+	for (int k = 0; k < 3; k++) {
+		p->lens[3 + k] = history_key(b, what[k], r->channel, r->chlen, at);
+		p->argv[3 + k] = at;
+		at += p->lens[3 + k] + 1;
+	}
+	p->argv[6] = at; /* the header, without its '\n' (the script adds " r<id>\n") */
+	at += BX_WIRE_HEADER_MAX;
+	memcpy(at, r->json, r->len);
+	p->argv[7] = at;
+	p->lens[7] = r->len;
+	at += r->len;
+	char *nums = at;
+	p->lens[8] = (size_t)snprintf(nums, 24, "%lld", (long long)r->time_ms);
+	p->lens[9] = (size_t)snprintf(nums + 24, 24, "%llu", (unsigned long long)r->keep);
+	p->lens[10] = r->min_time_ms == INT64_MIN
+	                      ? 0
+	                      : (size_t)snprintf(nums + 48, 24, "%lld", (long long)r->min_time_ms);
+	p->argv[8] = nums;
+	p->argv[9] = nums + 24;
+	p->argv[10] = nums + 48;
+	for (int k = 0; k < 3; k++)
+		p->lens[k] = strlen(p->argv[k]);
+	pthread_mutex_lock(&b->lock);
+	if (b->stop) {
+		pthread_mutex_unlock(&b->lock);
+		free(p);
+		return -BX_ESTATE;
+	}
+	size_t hl = bx_wire_header((char *)p->argv[6], b->origin, ++b->seq);
+	p->lens[6] = hl ? hl - 1 : 0;
+	if (b->qtail)
+		b->qtail->next = p;
+	else
+		b->qhead = p;
+	b->qtail = p;
+	b->qlen++;
+	pthread_mutex_unlock(&b->lock);
+	kick(b);
+	return 0;
+}
+
+/* What an append's done hears when Redis did not take it. */
+static void append_failed(pubmsg *p)
+{
+	if (p->done)
+		p->done(p->arg, -BX_ESTATE, 0);
+	free(p);
+}
+
+static int st_replay(void *self, const char *channel, size_t chlen, uint64_t after, size_t limit,
+                     bx_store_replay_fn fn, void *arg)
+{
+	rbus *b = self;
+	char key[KEY_MAX];
+	bool pat;
+	size_t klen = translate(b, channel, chlen, key, &pat);
+	if (!klen || pat)
+		return -BX_ECHANNEL;
+	if (!atomic_load(&b->up)) {
+		fn(arg, -BX_ESTATE, NULL, 0, 0);
+		return 0;
+	}
+	rjob *j = calloc(1, sizeof *j);
+	if (!j || !(j->channel = malloc(chlen + 1))) {
+		free(j);
+		return -BX_ENOMEM;
+	}
+	memcpy(j->key, key, klen + 1);
+	j->klen = klen;
+	memcpy(j->channel, channel, chlen);
+	j->channel[chlen] = '\0';
+	j->chlen = chlen;
+	j->after = after;
+	j->limit = limit ? limit : 1000000;
+	j->fn = fn;
+	j->arg = arg;
+	j->deadline = now_ms() + READY_TIMEOUT_MS;
+	/* Hold the channel's interest (as a subscriber would) until done. */
+	int rc = op_interest(b, channel, chlen, true, NULL, NULL);
+	if (rc != 0) {
+		free(j->channel);
+		free(j);
+		return rc;
+	}
+	pthread_mutex_lock(&b->lock);
+	j->next = b->jobs;
+	b->jobs = j;
+	pthread_mutex_unlock(&b->lock);
+	kick(b);
+	return 0;
+}
+
+/* The synchronous reads are not served: replay through st_replay. */
+static int st_read_after(void *self, const char *channel, size_t chlen, uint64_t after,
+                         size_t limit, bx_store_visit_fn visit, void *arg)
+{
+	(void)self, (void)channel, (void)chlen, (void)after, (void)limit, (void)visit, (void)arg;
+	return -BX_ESTATE;
+}
+
+static int st_channels(void *self, bx_store_channel_fn fn, void *arg)
+{
+	(void)self, (void)fn, (void)arg;
+	return -BX_ESTATE;
+}
+
+static int st_trim(void *self, const char *channel, size_t chlen, uint64_t keep,
+                   int64_t min_time_ms)
+{
+	(void)self, (void)channel, (void)chlen, (void)keep, (void)min_time_ms;
+	return 0; /* every append trims */
+}
+
+static int st_bounds(void *self, const char *channel, size_t chlen, uint64_t *oldest,
+                     uint64_t *newest)
+{
+	(void)self, (void)channel, (void)chlen;
+	*oldest = *newest = 0;
+	return -BX_ESTATE;
+}
+
+/* The bus owns the connections: closing the store leaves them to op_stop,
+ * which fails what is still outstanding. */
+static void st_close(void *self)
+{
+	(void)self;
+}
+
+static const bx_store_ops redis_store_ops = {
+        .append = st_append,
+        .read_after = st_read_after,
+        .channels = st_channels,
+        .trim = st_trim,
+        .bounds = st_bounds,
+        .close = st_close,
+        .shared = true,
+        .replay = st_replay,
+};
+
+void bx_redis_store(bx_bus *bus, bx_store *out)
+{
+	out->ops = &redis_store_ops;
+	out->self = bus->self;
+}
+
+/* Takes j off the job list (loop thread). */
+static void job_unlink(rbus *b, rjob *j)
+{
+	pthread_mutex_lock(&b->lock);
+	for (rjob **pp = &b->jobs; *pp; pp = &(*pp)->next)
+		if (*pp == j) {
+			*pp = j->next;
+			break;
+		}
+	pthread_mutex_unlock(&b->lock);
+}
+
+static void deliver(rbus *b, const char *rch, size_t rlen, const char *payload, size_t plen);
+
+/* Delivers what was held while a replay waited for its answer, until the
+ * next such wait (loop thread). */
+static void release_held(rbus *b)
+{
+	while (b->held && !b->paused) {
+		later_msg *m = b->held;
+		b->held = m->next;
+		if (!b->held)
+			b->held_tail = &b->held;
+		deliver(b, m->data, m->clen, m->data + m->clen, m->plen);
+		free(m);
+	}
+}
+
+/* A job is done (err 0: answer and cut both came) or failed: it is off the
+ * list (or never was). Calls its fn, lets go of the interest (loop thread,
+ * no lock held). */
+static void job_finish(rbus *b, rjob *j, int err)
+{
+	if (err)
+		j->fn(j->arg, err, NULL, 0, 0);
+	else
+		j->fn(j->arg, 0, j->recs, j->n, j->newest);
+	op_interest(b, j->channel, j->chlen, false, NULL, NULL);
+	if (b->paused == j) {
+		b->paused = NULL;
+		release_held(b);
+	}
+	for (size_t i = 0; i < j->n; i++)
+		free((void *)j->recs[i].json);
+	free(j->recs);
+	free(j->channel);
+	free(j);
+}
+
+/* The replay script's answer: {newest, {{"<id>-0", {"t", time, "d", json}}, ...}}. */
+static void replay_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+	(void)ac;
+	rjob *j = priv;
+	redisReply *r = reply;
+	rbus *b = ac->data ? ((rconn *)ac->data)->bus : NULL;
+	if (!b)
+		return;
+	if (b->inflight)
+		b->inflight--;
+	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+	    r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_ARRAY) {
+		if (r && r->type == REDIS_REPLY_ERROR)
+			bx_warn("redis: a history replay failed: %s", r->str);
+		job_unlink(b, j);
+		job_finish(b, j, -BX_ESTATE);
+		return;
+	}
+	redisReply *es = r->element[1];
+	j->recs = calloc(es->elements ? es->elements : 1, sizeof *j->recs);
+	if (!j->recs) {
+		job_unlink(b, j);
+		job_finish(b, j, -BX_ENOMEM);
+		return;
+	}
+	for (size_t i = 0; i < es->elements; i++) {
+		redisReply *e = es->element[i];
+		uint64_t id;
+		int64_t t = 0;
+		const redisReply *data = NULL;
+		if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 || !is_str(e->element[0]) ||
+		    bx_wire_stream_id(e->element[0]->str, e->element[0]->len, &id) != 0 ||
+		    e->element[1]->type != REDIS_REPLY_ARRAY)
+			continue;
+		redisReply *f = e->element[1];
+		for (size_t k = 0; k + 1 < f->elements; k += 2) {
+			if (!is_str(f->element[k]) || !is_str(f->element[k + 1]))
+				continue;
+			if (strcmp(f->element[k]->str, "t") == 0)
+				bx_wire_number(f->element[k + 1]->str, f->element[k + 1]->len, &t);
+			else if (strcmp(f->element[k]->str, "d") == 0)
+				data = f->element[k + 1];
+		}
+		if (!data || !data->len)
+			continue;
+		char *json = malloc(data->len);
+		if (!json)
+			break;
+		memcpy(json, data->str, data->len);
+		j->recs[j->n++] = (bx_store_rec){.channel = j->channel,
+		                                  .chlen = j->chlen,
+		                                  .json = json,
+		                                  .len = data->len,
+		                                  .time_ms = t,
+		                                  .id = id};
+	}
+	j->newest = r->element[0]->integer > 0 ? (uint64_t)r->element[0]->integer : 0;
+	j->got_reply = true;
+	if (j->got_cut) {
+		job_unlink(b, j);
+		job_finish(b, j, 0);
+	} else {
+		j->deadline = now_ms() + READY_TIMEOUT_MS; /* for the cut */
+	}
+}
+
+/* Our own cut came back on the subscriber connection (loop thread). */
+static void cut_arrived(rbus *b, uint64_t token)
+{
+	rjob *j = NULL;
+	pthread_mutex_lock(&b->lock);
+	for (rjob *x = b->jobs; x; x = x->next)
+		if (x->sent && x->token == token) {
+			j = x;
+			break;
+		}
+	pthread_mutex_unlock(&b->lock);
+	if (!j || j->got_cut)
+		return; /* a second copy (two matching subscriptions), or failed */
+	j->got_cut = true;
+	if (j->got_reply) {
+		job_unlink(b, j);
+		job_finish(b, j, 0);
+	} else {
+		b->paused = j; /* what comes next is after the cut: hold it */
+	}
+}
+
+/* Sends replays whose interest is confirmed; fails those that waited too
+ * long (loop thread). */
+static void flush_jobs(rbus *b, int64_t now, bool up)
+{
+	rjob *failed = NULL;
+	pthread_mutex_lock(&b->lock);
+	for (rjob **pp = &b->jobs; *pp;) {
+		rjob *j = *pp;
+		if (!j->sent) {
+			entry *e = entry_find(b, j->key, j->klen, false);
+			if (up && b->pub.ac && e && e->active) {
+				char seqk[HKEY_MAX], strk[HKEY_MAX], after[24], limit[24];
+				char cut[BX_WIRE_HEADER_MAX];
+				const char *ch = j->channel;
+				size_t l1 = history_key(b, "histseq:", ch, j->chlen, seqk);
+				size_t l2 = history_key(b, "history:", ch, j->chlen, strk);
+				size_t l3 = (size_t)snprintf(after, sizeof after, "%llu",
+				                             (unsigned long long)j->after);
+				size_t l4 = (size_t)snprintf(limit, sizeof limit, "%zu", j->limit);
+				j->token = ++b->tokens;
+				size_t l5 = bx_wire_cut(cut, b->origin, j->token);
+				const char *argv[9] = {"EVAL", REPLAY_LUA, "3", seqk, strk, j->key,
+				                       after, limit, cut};
+				size_t lens[9] = {4, sizeof REPLAY_LUA - 1, 1, l1, l2, j->klen, l3, l4, l5};
+				if (redisAsyncCommandArgv(b->pub.ac, replay_cb, j, 9, argv, lens) ==
+				    REDIS_OK) {
+					j->sent = true;
+					b->inflight++;
+					pp = &j->next;
+					continue;
+				}
+			}
+		}
+		/* Not sent in time, or answered but its cut is late. */
+		if ((!j->sent || j->got_reply) && now >= j->deadline) {
+			*pp = j->next;
+			j->next = failed;
+			failed = j;
+			continue;
+		}
+		pp = &j->next;
+	}
+	pthread_mutex_unlock(&b->lock);
+	if (failed)
+		bx_warn("redis: a history replay was not answered within %d ms", READY_TIMEOUT_MS);
+	while (failed) {
+		rjob *j = failed;
+		failed = j->next;
+		job_finish(b, j, -BX_ESTATE);
+	}
+}
+
+/* Fails every replay not sent (the connections are gone: sent ones were
+ * failed by their callbacks). */
+static void fail_jobs(rbus *b)
+{
+	pthread_mutex_lock(&b->lock);
+	rjob *all = b->jobs;
+	b->jobs = NULL;
+	pthread_mutex_unlock(&b->lock);
+	while (all) {
+		rjob *j = all;
+		all = j->next;
+		job_finish(b, j, -BX_ESTATE);
+	}
+	for (later_msg *m = b->held, *next; m; m = next) {
+		next = m->next;
+		free(m);
+	}
+	b->held = NULL;
+	b->held_tail = &b->held;
+	b->paused = NULL;
 }
 
 /*---- Our hiredis adapter: epoll on the loop thread ----------------------------*/
@@ -605,16 +1093,21 @@ static void went_down(rbus *b, const char *why)
 			e->unconfirmed = 0;
 			take_waiters(b, e, &all);
 		}
-	for (pubmsg *p = b->qhead, *next; p; p = next) {
-		next = p->next;
-		free(p);
-		b->dropped++;
-		atomic_fetch_add(&b->m_dropped, 1);
-	}
+	pubmsg *q = b->qhead;
 	b->qhead = b->qtail = NULL;
 	b->qlen = 0;
 	pthread_mutex_unlock(&b->lock);
+	for (pubmsg *p = q, *next; p; p = next) {
+		next = p->next;
+		b->dropped++;
+		atomic_fetch_add(&b->m_dropped, 1);
+		if (p->done)
+			append_failed(p);
+		else
+			free(p);
+	}
 	run_waiters(all, -BX_ESTATE);
+	fail_jobs(b);
 	b->retry_at = now_ms() + b->backoff;
 	b->backoff = b->backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b->backoff * 2;
 }
@@ -679,13 +1172,51 @@ static void deliver(rbus *b, const char *rch, size_t rlen, const char *payload, 
 		bx_debug("redis: ignored a message on %.*s that is not a bayeuxd one", (int)rlen, rch);
 		return;
 	}
-	if (seen_before(b, &w)) {
-		if (w.olen != b->olen || memcmp(w.origin, b->origin, w.olen) != 0)
-			atomic_fetch_add(&b->m_duplicates, 1);
+	bool own = w.olen == b->olen && memcmp(w.origin, b->origin, w.olen) == 0;
+	if (w.cut) { /* a replay's cut: only its origin cares */
+		if (own)
+			cut_arrived(b, w.seq);
 		return;
 	}
-	atomic_fetch_add(&b->m_received, 1);
-	bx_bus_deliver(b->srv, rch + pl + 1, rlen - pl - 1, w.json, w.jlen);
+	if (own && w.replay_id) {
+		/* Our own retained publish: delivered here too, from Redis, so
+		 * that every node delivers a channel in replay-id order. Ours
+		 * arrive in the order they were numbered. */
+		if (w.seq <= b->own_seq) {
+			atomic_fetch_add(&b->m_duplicates, 1);
+			return;
+		}
+		b->own_seq = w.seq;
+	} else if (seen_before(b, &w)) {
+		if (!own)
+			atomic_fetch_add(&b->m_duplicates, 1);
+		return;
+	} else {
+		atomic_fetch_add(&b->m_received, 1);
+	}
+	bx_bus_deliver(b->srv, rch + pl + 1, rlen - pl - 1, w.json, w.jlen, w.replay_id);
+}
+
+/* A message from the subscriber connection: delivered, or held while a
+ * replay's cut came before its answer (the replay's records go first). */
+static void arrived(rbus *b, const char *rch, size_t rlen, const char *payload, size_t plen)
+{
+	if (!b->paused) {
+		deliver(b, rch, rlen, payload, plen);
+		return;
+	}
+	later_msg *m = malloc(sizeof *m + rlen + plen);
+	if (!m) {
+		bx_warn("redis: out of memory holding a message during a replay: dropped");
+		return;
+	}
+	m->next = NULL;
+	m->clen = rlen;
+	m->plen = plen;
+	memcpy(m->data, rch, rlen);
+	memcpy(m->data + rlen, payload, plen);
+	*b->held_tail = m;
+	b->held_tail = &m->next;
 }
 
 static bool is_str(const redisReply *r)
@@ -702,11 +1233,11 @@ static void sub_cb(redisAsyncContext *ac, void *reply, void *priv)
 		return;
 	const char *kind = r->element[0]->str;
 	if (strcmp(kind, "message") == 0 && is_str(r->element[1]) && is_str(r->element[2]))
-		deliver(b, r->element[1]->str, r->element[1]->len, r->element[2]->str,
+		arrived(b, r->element[1]->str, r->element[1]->len, r->element[2]->str,
 		        r->element[2]->len);
 	else if (strcmp(kind, "pmessage") == 0 && r->elements >= 4 && is_str(r->element[2]) &&
 	         is_str(r->element[3]))
-		deliver(b, r->element[2]->str, r->element[2]->len, r->element[3]->str,
+		arrived(b, r->element[2]->str, r->element[2]->len, r->element[3]->str,
 		        r->element[3]->len);
 	else if (strcmp(kind, "subscribe") == 0 && is_str(r->element[1]))
 		confirm(b, r->element[1]->str, r->element[1]->len, false);
@@ -723,6 +1254,25 @@ static void pub_cb(redisAsyncContext *ac, void *reply, void *priv)
 		b->inflight--;
 	if (r && r->type == REDIS_REPLY_ERROR)
 		bx_warn("redis: PUBLISH failed: %s", r->str);
+}
+
+/* The append script's answer: the replay id. */
+static void append_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+	(void)ac;
+	pubmsg *p = priv;
+	rbus *b = p->bus;
+	redisReply *r = reply;
+	if (b->inflight)
+		b->inflight--;
+	if (r && r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
+		p->done(p->arg, 0, (uint64_t)r->integer);
+		free(p);
+		return;
+	}
+	if (r && r->type == REDIS_REPLY_ERROR)
+		bx_warn("redis: a history append failed: %s", r->str);
+	append_failed(p);
 }
 
 /*---- The loop ---------------------------------------------------------------------*/
@@ -782,6 +1332,17 @@ static void flush(rbus *b)
 
 	for (pubmsg *p = q, *next; p; p = next) {
 		next = p->next;
+		if (p->done) { /* a history append: its done hears the outcome */
+			if (up && b->pub.ac && b->inflight < MAX_INFLIGHT &&
+			    redisAsyncCommandArgv(b->pub.ac, append_cb, p, p->argc, p->argv, p->lens) ==
+			            REDIS_OK) {
+				b->inflight++;
+				atomic_fetch_add(&b->m_sent, 1);
+			} else {
+				append_failed(p);
+			}
+			continue;
+		}
 		if (up && b->pub.ac && b->inflight < MAX_INFLIGHT) {
 			const char *argv[3] = {"PUBLISH", p->key, p->payload};
 			size_t lens[3] = {7, p->klen, p->plen};
@@ -798,6 +1359,7 @@ static void flush(rbus *b)
 		}
 		free(p);
 	}
+	flush_jobs(b, now, up);
 }
 
 static void *loop(void *arg)
@@ -810,7 +1372,7 @@ static void *loop(void *arg)
 		pthread_mutex_lock(&b->lock);
 		bool stop = b->stop;
 		/* Idle (connected, nothing lingering or waiting): sleep until kicked. */
-		bool timed = b->dirty || b->nwaiters || !atomic_load(&b->up);
+		bool timed = b->dirty || b->nwaiters || b->jobs || !atomic_load(&b->up);
 		pthread_mutex_unlock(&b->lock);
 		if (stop)
 			break;
@@ -869,6 +1431,20 @@ static void op_stop(void *self)
 			take_waiters(b, e, &all);
 	pthread_mutex_unlock(&b->lock);
 	run_waiters(all, -BX_ESTATE);
+	/* What the loop did not send: appends and replays hear it failed. */
+	pthread_mutex_lock(&b->lock);
+	pubmsg *q = b->qhead;
+	b->qhead = b->qtail = NULL;
+	b->qlen = 0;
+	pthread_mutex_unlock(&b->lock);
+	for (pubmsg *p = q, *next; p; p = next) {
+		next = p->next;
+		if (p->done)
+			append_failed(p);
+		else
+			free(p);
+	}
+	fail_jobs(b);
 	if (b->dropped)
 		bx_info("redis: %llu publishes were not sent to other nodes (Redis down or slow)",
 		        (unsigned long long)b->dropped);
@@ -993,6 +1569,7 @@ int bx_redis_bus_new(struct bx_server *srv, const bx_redis_opts *o, bx_bus *out)
 	b->nbuckets = 64;
 	b->buckets = calloc(b->nbuckets, sizeof *b->buckets);
 	b->seen = calloc(ORIGINS_MAX, sizeof *b->seen);
+	b->held_tail = &b->held;
 	b->epfd = epoll_create1(EPOLL_CLOEXEC);
 	b->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};

@@ -6,6 +6,7 @@
 #define BX_CLUSTER_REDIS_H
 
 #include "core/bus.h"
+#include "core/store.h"
 
 struct bx_server;
 
@@ -19,6 +20,12 @@ typedef struct bx_redis_opts {
  * the background (a Redis that is down is retried, not an error). Fills out.
  * Returns 0, -BX_EINVAL (logged: bad URL, prefix or node id) or -BX_ENOMEM. */
 int bx_redis_bus_new(struct bx_server *srv, const bx_redis_opts *opts, bx_bus *out);
+
+/* The bus's history store (store.h, shared): retained channels' history in
+ * Redis Streams, appended and published by one script. Valid while the bus
+ * is; its close leaves the connections to the bus. */
+struct bx_store;
+void bx_redis_store(bx_bus *bus, struct bx_store *out);
 
 /* Checks opts the way bx_redis_bus_new does; 0 or -1 with err set. */
 int bx_redis_opts_check(const bx_redis_opts *opts, char *err, size_t errlen);

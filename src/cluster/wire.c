@@ -32,6 +32,30 @@ size_t bx_wire_header(char *out, const char *origin, uint64_t seq)
 	return n < 0 ? 0 : (size_t)n < BX_WIRE_HEADER_MAX ? (size_t)n : BX_WIRE_HEADER_MAX - 1;
 }
 
+size_t bx_wire_cut(char *out, const char *origin, uint64_t token)
+{
+	int n = snprintf(out, BX_WIRE_HEADER_MAX, MAGIC "%s %llu c\n", origin,
+	                 (unsigned long long)token);
+	return n < 0 ? 0 : (size_t)n < BX_WIRE_HEADER_MAX ? (size_t)n : BX_WIRE_HEADER_MAX - 1;
+}
+
+/* Reads 1 to 20 digits at p[*i] into *v (within uint64); false when none or
+ * too many. */
+static bool digits(const char *p, size_t len, size_t *i, uint64_t *v)
+{
+	uint64_t x = 0;
+	size_t d = *i;
+	while (*i < len && p[*i] >= '0' && p[*i] <= '9') {
+		unsigned digit = (unsigned)(p[*i] - '0');
+		if (*i - d >= 20 || x > (UINT64_MAX - digit) / 10)
+			return false;
+		x = x * 10 + digit;
+		(*i)++;
+	}
+	*v = x;
+	return *i > d;
+}
+
 int bx_wire_parse(const char *p, size_t len, bx_wire_msg *out)
 {
 	if (len < MAGIC_LEN || memcmp(p, MAGIC, MAGIC_LEN) != 0)
@@ -45,22 +69,54 @@ int bx_wire_parse(const char *p, size_t len, bx_wire_msg *out)
 	out->olen = i - o;
 	i++;
 	uint64_t seq = 0;
-	size_t d = i;
-	while (i < len && p[i] >= '0' && p[i] <= '9') {
-		unsigned digit = (unsigned)(p[i] - '0');
-		if (i - d >= 20 || seq > (UINT64_MAX - digit) / 10)
-			return -1;
-		seq = seq * 10 + digit;
+	if (!digits(p, len, &i, &seq) || i >= len)
+		return -1;
+	out->replay_id = 0;
+	out->cut = false;
+	if (p[i] == ' ') { /* " r<replay id>" or " c" (a cut) */
 		i++;
+		if (i < len && p[i] == 'c') {
+			out->cut = true;
+			i++;
+		} else if (i < len && p[i] == 'r') {
+			i++;
+			if (!digits(p, len, &i, &out->replay_id) || out->replay_id == 0)
+				return -1;
+		} else {
+			return -1;
+		}
 	}
-	if (i == d || i >= len || p[i] != '\n')
+	if (i >= len || p[i] != '\n')
 		return -1;
 	i++;
-	if (i == len)
+	if (i == len && !out->cut)
+		return -1;
+	if (out->cut && i != len)
 		return -1;
 	out->seq = seq;
 	out->json = p + i;
 	out->jlen = len - i;
+	return 0;
+}
+
+int bx_wire_stream_id(const char *p, size_t len, uint64_t *id)
+{
+	size_t i = 0;
+	if (!digits(p, len, &i, id) || *id == 0 || i + 2 != len || p[i] != '-' || p[i + 1] != '0')
+		return -1;
+	return 0;
+}
+
+int bx_wire_number(const char *p, size_t len, int64_t *v)
+{
+	size_t i = 0;
+	bool neg = len > 0 && p[0] == '-';
+	if (neg)
+		i++;
+	uint64_t x;
+	if (!digits(p, len, &i, &x) || i != len || x > (uint64_t)INT64_MAX)
+		return -1;
+	*v = neg ? -(int64_t)x : (int64_t)x;
 	return 0;
 }
 

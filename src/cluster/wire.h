@@ -8,6 +8,18 @@
  *
  *     bx1 <origin> <seq>\n<delivered JSON>
  *
+ * A retained channel's message (history in Redis Streams: the node's append
+ * script adds it to "<prefix>:history:<channel>" under the replay id taken
+ * from "<prefix>:histseq:<channel>", and publishes it in the same script)
+ * carries that id:
+ *
+ *     bx1 <origin> <seq> r<replay id>\n<delivered JSON, without ext.replayId>
+ *
+ * and a replay's cut (see redis.c) is a message with no JSON that only its
+ * origin reads:
+ *
+ *     bx1 <origin> <token> c\n
+ *
  * origin is the publishing process's token ("<node-id>~<instance>", the
  * instance random per start); seq counts that process's publishes from 1.
  * Redis hands a node the messages of one publisher in the order they were
@@ -42,15 +54,28 @@ size_t bx_wire_header(char *out, const char *origin, uint64_t seq);
 typedef struct bx_wire_msg {
 	const char *origin;
 	size_t olen;
-	uint64_t seq;
+	uint64_t seq;       /* or a cut's token */
+	uint64_t replay_id; /* 0: none */
+	bool cut;           /* a replay's cut: no JSON */
 	const char *json;
 	size_t jlen;
 } bx_wire_msg;
 
+/* Writes a cut for token into out (BX_WIRE_HEADER_MAX bytes); returns its
+ * length. */
+size_t bx_wire_cut(char *out, const char *origin, uint64_t token);
+
 /* Parses a payload. Returns 0, or -1 when it is not ours or malformed
  * (wrong magic, origin not 1..BX_ORIGIN_MAX of [A-Za-z0-9._~-], seq not 1 to
- * 20 digits within uint64, no newline, empty JSON). */
+ * 20 digits within uint64, a fourth field other than r<id> (id 1 to 20
+ * digits, not 0) or c, no newline, empty JSON, a cut with JSON). */
 int bx_wire_parse(const char *p, size_t len, bx_wire_msg *out);
+
+/* A stream entry id as the append script writes it ("<replay id>-0"): sets
+ * *id; -1 when it is anything else. */
+int bx_wire_stream_id(const char *p, size_t len, uint64_t *id);
+/* A decimal integer (a stream entry's time): -1 when it is not one. */
+int bx_wire_number(const char *p, size_t len, int64_t *v);
 
 /* The Redis subscription for a Bayeux pattern (checked by bx_channel_check):
  * an exact channel is SUBSCRIBE "<prefix>:<channel>"; /a/ * and /a/ ** are both

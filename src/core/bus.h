@@ -24,6 +24,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct bx_server;
 struct bx_msg;
@@ -67,9 +68,13 @@ typedef struct bx_bus {
 
 /* Inward: the engine hands the core a message another node published; the
  * core delivers it to this node's subscribers of channel (a broadcast
- * channel: anything else is dropped). Returns how many sessions got it. */
+ * channel: anything else is dropped). replay_id is 0, or the id a shared
+ * history store (store.h) gave a retained message: it is then delivered
+ * with ext.replayId, and the engine calls this for the publishes of this
+ * node too (in id order). Returns how many sessions got it (1 for a
+ * retained one). */
 size_t bx_bus_deliver(struct bx_server *srv, const char *channel, size_t chlen, const char *json,
-                      size_t len);
+                      size_t len, uint64_t replay_id);
 /* Health: bx_bus_healthy() (stats.h) asks healthy(); /healthz answers 503
  * while it is false. */
 

@@ -311,6 +311,8 @@ void bx_dispatch(bx_server *srv, const bx_request *req, bx_response *res)
 		return;
 	}
 	bx_buf_putc(b.out, ']');
+	if (b.pending)
+		bx_gate_settle_laters(&b); /* (before the body moves to the publishes) */
 	bx_pending_settle(&b); /* retained publishes: park until durable */
 	if (!res->pending && res->body.failed)
 		fail(res, 503, "out of memory");

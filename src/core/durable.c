@@ -18,6 +18,9 @@
 
 typedef struct slot {
 	size_t start, end; /* the reply's bytes in body */
+	size_t idat;       /* where its replay id's digits are, when not known
+	                      at write time (a shared store): "0" is there */
+	uint64_t id;       /* the id done gave */
 	int err;
 	bx_buf fail; /* the reply to send instead when err */
 	struct bx_pending *p;
@@ -67,11 +70,11 @@ static bx_pending *pending_of(bx_batch *b)
 
 static void durable(void *arg, int err, uint64_t id)
 {
-	(void)id;
 	slot *sl = arg;
 	bx_pending *p = sl->p;
 	pthread_mutex_lock(&p->lock);
 	sl->err = err;
+	sl->id = id;
 	if (--p->waiting == 0) {
 		if (p->parked)
 			p->waker.resume(p->waker.arg);
@@ -125,9 +128,14 @@ void bx_publish_retained(bx_batch *b, bx_in *in, const bx_retain_rule *rule, con
 	bx_reply_open(b, in, NULL, true);
 	char ext[48];
 	snprintf(ext, sizeof ext, "\"replayId\":%llu", (unsigned long long)id);
+	size_t extat = b->out->len;
 	bx_reply_close(b, in, ext);
 	sl->start = before + (comma ? 1 : 0); /* from its '{', after a comma */
 	sl->end = b->out->len;
+	if (id == 0 && !b->out->failed) { /* the id comes with done: mark the "0" */
+		const char *z = memmem(b->out->data + extat, sl->end - extat, "\"replayId\":0", 12);
+		sl->idat = z ? (size_t)(z - b->out->data) + 11 : 0;
+	}
 	/* What to send instead if the write fails. */
 	bx_buf *f = &sl->fail;
 	bx_buf_puts(f, "{\"channel\":");
@@ -140,13 +148,14 @@ void bx_publish_retained(bx_batch *b, bx_in *in, const bx_retain_rule *rule, con
 	bx_buf_puts(f, ",\"error\":\"500::history_store_failed\"}");
 }
 
-/* Writes body into res with failed publishes' replies replaced. */
+/* Writes body into res with failed publishes' replies replaced and ids
+ * that came with done written in. */
 static void finish(bx_pending *p, bx_buf *body, bx_response *res)
 {
-	bool failed = false;
+	bool edit = false;
 	for (size_t i = 0; i < p->n; i++)
-		failed |= p->slots[i]->err != 0;
-	if (!failed) {
+		edit |= p->slots[i]->err != 0 || p->slots[i]->idat != 0;
+	if (!edit) {
 		if (body != &res->body) {
 			bx_buf_free(&res->body);
 			res->body = *body;
@@ -159,11 +168,15 @@ static void finish(bx_pending *p, bx_buf *body, bx_response *res)
 	size_t at = 0;
 	for (size_t i = 0; i < p->n; i++) {
 		slot *sl = p->slots[i];
-		if (!sl->err)
-			continue;
-		bx_buf_append(&out, body->data + at, sl->start - at);
-		bx_buf_append(&out, sl->fail.data, sl->fail.len);
-		at = sl->end;
+		if (sl->err) {
+			bx_buf_append(&out, body->data + at, sl->start - at);
+			bx_buf_append(&out, sl->fail.data, sl->fail.len);
+			at = sl->end;
+		} else if (sl->idat) {
+			bx_buf_append(&out, body->data + at, sl->idat - at);
+			bx_buf_printf(&out, "%llu", (unsigned long long)sl->id);
+			at = sl->idat + 1;
+		}
 	}
 	bx_buf_append(&out, body->data + at, body->len - at);
 	bx_buf_free(&res->body);

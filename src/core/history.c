@@ -228,42 +228,61 @@ static void pub_unref(pub *p)
 	}
 }
 
-/* Queues m for every subscriber of channel (what publish.c's bx_broadcast
- * does; not called from here so that the publish verb and history do not
- * import each other). */
-static void deliver_all(bx_server *srv, const char *channel, size_t len, bx_msg *m)
+/* Queues m, with replay id `id`, for every subscriber of channel and
+ * records it as delivered live. Caller holds h->lock. */
+static void deliver_with_id(bx_history *h, bx_server *srv, const char *channel, size_t len,
+                            const char *json, size_t jlen, uint64_t id)
 {
-	bx_sessvec subs = {0};
-	bx_router_match(&srv->router, channel, len, &subs);
-	for (size_t i = 0; i < subs.n; i++)
-		bx_session_deliver(subs.v[i], m);
-	bx_sessvec_release(&subs);
-	atomic_fetch_add(&srv->stats.publishes, 1);
+	bx_msg *m = bx_msg_with_replay_id(json, jlen, id);
+	if (m) {
+		bx_sessvec subs = {0};
+		bx_router_match(&srv->router, channel, len, &subs);
+		for (size_t i = 0; i < subs.n; i++)
+			bx_session_deliver(subs.v[i], m);
+		bx_sessvec_release(&subs);
+		bx_msg_unref(m);
+	}
+	bx_hist_chan *c = chan_get(h, channel, len, id);
+	if (c && c->delivered < id)
+		c->delivered = id;
 }
 
-/* The engine's done: deliver under the history lock, then tell the caller. */
-static void published(void *arg, int err)
+/* The engine's done: deliver under the history lock (a shared store's
+ * append comes back through the bus instead), then tell the caller. */
+static void published(void *arg, int err, uint64_t done_id)
 {
 	pub *p = arg;
 	bx_history *h = p->srv->history;
 	pthread_mutex_lock(&h->lock);
-	uint64_t id = p->rec ? p->rec->id : p->id;
+	uint64_t id = done_id ? done_id : p->rec ? p->rec->id : p->id;
 	if (err == 0) {
-		bx_msg *m = bx_msg_with_replay_id(p->raw->data, p->raw->len, id);
-		if (m) {
-			deliver_all(p->srv, p->channel, p->chlen, m);
-			bx_msg_unref(m);
-		}
-		bx_hist_chan *c = chan_get(h, p->channel, p->chlen, id);
-		if (c && c->delivered < id)
-			c->delivered = id;
+		if (!h->store.ops->shared)
+			deliver_with_id(h, p->srv, p->channel, p->chlen, p->raw->data, p->raw->len, id);
+		atomic_fetch_add(&p->srv->stats.publishes, 1);
 	}
 	pthread_mutex_unlock(&h->lock);
 	if (err)
 		atomic_fetch_add(&h->failed, 1);
 	if (p->done)
-		p->done(p->arg, err, id);
+		p->done(p->arg, err, err ? 0 : id);
 	pub_unref(p);
+}
+
+size_t bx_history_bus_deliver(bx_server *srv, const char *channel, size_t chlen,
+                              const char *json, size_t len, uint64_t id)
+{
+	bx_history *h = srv->history;
+	if (!h || !bx_history_rule(h, channel, chlen))
+		return 0;
+	pthread_mutex_lock(&h->lock);
+	/* (The engine drops duplicates; ids restart when Redis lost them.) */
+	size_t n = 0;
+	if (!h->closed) {
+		deliver_with_id(h, srv, channel, chlen, json, len, id);
+		n = 1;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return n;
 }
 
 int bx_history_publish(bx_server *srv, const bx_retain_rule *rule, const char *channel,
@@ -299,8 +318,10 @@ int bx_history_publish(bx_server *srv, const bx_retain_rule *rule, const char *c
 		p->rec = NULL; /* a done still to come reads p->id */
 		p->id = rec.id;
 		/* Until its done, replays read this channel only up to the id
-		 * before: the entry says so (a synchronous done made it). */
-		chan_get(h, channel, chlen, rec.id);
+		 * before: the entry says so (a synchronous done made it). A
+		 * shared store gives the id only to done. */
+		if (rec.id)
+			chan_get(h, channel, chlen, rec.id);
 		atomic_fetch_add(&h->appended, 1);
 	}
 	pthread_mutex_unlock(&h->lock);
@@ -387,6 +408,24 @@ static int cmp_names(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Records a gap when what the client gets next (the first replayed, else
+ * the next live) is not what it asked for. */
+static void note_gap(bx_replay_result *out, const char *ch, size_t len, int64_t value,
+                     bool reset, uint64_t first, uint64_t bound)
+{
+	uint64_t next = first ? first : bound + 1;
+	if (value < 0 || (!reset && next <= (uint64_t)value + 1))
+		return;
+	bx_replay_gap *g = realloc(out->gaps, (out->ngaps + 1) * sizeof *g);
+	if (!g)
+		return;
+	out->gaps = g;
+	g = &out->gaps[out->ngaps++];
+	snprintf(g->channel, sizeof g->channel, "%.*s", (int)len, ch);
+	g->after = (uint64_t)value;
+	g->resumed = next;
+}
+
 /* Replays one retained channel to s. Caller holds h->lock. */
 static void replay_channel(bx_server *srv, bx_session *s, const bx_retain_rule *rule,
                            const char *ch, size_t len, int64_t value, size_t *left,
@@ -415,18 +454,7 @@ static void replay_channel(bx_server *srv, bx_session *s, const bx_retain_rule *
 	*left = x.left;
 	out->replayed += x.n;
 	atomic_fetch_add(&h->replayed, x.n);
-	/* What the client gets next: the first replayed, else the next live. */
-	uint64_t next = x.first ? x.first : bound + 1;
-	if (value >= 0 && (reset || next > (uint64_t)value + 1)) {
-		bx_replay_gap *g = realloc(out->gaps, (out->ngaps + 1) * sizeof *g);
-		if (!g)
-			return;
-		out->gaps = g;
-		g = &out->gaps[out->ngaps++];
-		snprintf(g->channel, sizeof g->channel, "%.*s", (int)len, ch);
-		g->after = (uint64_t)value;
-		g->resumed = next;
-	}
+	note_gap(out, ch, len, value, reset, x.first, bound);
 }
 
 int bx_history_subscribe(bx_server *srv, bx_session *s, const char *pattern, size_t plen,
@@ -473,6 +501,103 @@ int bx_history_subscribe(bx_server *srv, bx_session *s, const char *pattern, siz
 	return 0;
 }
 
+void bx_replay_gaps_write(bx_buf *o, bx_replay_result *r)
+{
+	for (size_t i = 0; i < r->ngaps; i++) {
+		if (o->len)
+			bx_buf_putc(o, ',');
+		bx_buf_json_str(o, r->gaps[i].channel, strlen(r->gaps[i].channel));
+		bx_buf_printf(o, ":{\"after\":%llu,\"resumedFrom\":%llu}",
+		              (unsigned long long)r->gaps[i].after,
+		              (unsigned long long)r->gaps[i].resumed);
+	}
+	free(r->gaps);
+	r->gaps = NULL;
+	r->ngaps = 0;
+}
+
+/*---- Replay from a shared store ------------------------------------------------------*/
+
+typedef struct later {
+	bx_server *srv;
+	bx_session *s; /* one reference */
+	int64_t value;
+	bx_history_later_fn fn;
+	void *arg;
+	size_t len;
+	char channel[];
+} later;
+
+bool bx_history_defers(bx_server *srv, const char *pattern, size_t plen, json_object *replay)
+{
+	bx_history *h = srv->history;
+	if (!h || !h->store.ops->shared || !plen || pattern[plen - 1] == '*')
+		return false;
+	return bx_replay_value(replay, pattern, plen) != BX_REPLAY_NEW &&
+	       bx_history_rule(h, pattern, plen) != NULL;
+}
+
+/* The engine's cut (store.h replay): subscribe, then queue the records, on
+ * the engine's thread, before any later record of the channel arrives. */
+static void replayed(void *arg, int err, const bx_store_rec *recs, size_t n, uint64_t newest)
+{
+	later *l = arg;
+	bx_server *srv = l->srv;
+	bx_history *h = srv->history;
+	bx_replay_result out = {0};
+	int rc = err ? 1 : 0;
+	pthread_mutex_lock(&h->lock);
+	if (rc == 0 && h->closed)
+		rc = 1;
+	if (rc == 0)
+		rc = bx_router_subscribe(&srv->router, l->s, l->channel, l->len);
+	if (rc == 0) {
+		const bx_retain_rule *rule = bx_history_rule(h, l->channel, l->len);
+		replay_ctx x = {.srv = srv,
+		                .s = l->s,
+		                .bound = newest,
+		                .min_time = rule && rule->age_ms ? h->wall() - rule->age_ms
+		                                                 : INT64_MIN,
+		                .left = srv->cfg.max_queue};
+		for (size_t i = 0; i < n && replay_visit(&x, &recs[i]) == 0; i++)
+			;
+		out.replayed = x.n;
+		atomic_fetch_add(&h->replayed, x.n);
+		bool reset = l->value >= 0 && (uint64_t)l->value > newest;
+		note_gap(&out, l->channel, l->len, l->value, reset, x.first, newest);
+	}
+	pthread_mutex_unlock(&h->lock);
+	l->fn(l->arg, rc, &out);
+	bx_session_unref(l->s);
+	free(l);
+}
+
+int bx_history_subscribe_later(bx_server *srv, bx_session *s, const char *pattern, size_t plen,
+                               json_object *replay, bx_history_later_fn fn, void *arg)
+{
+	bx_history *h = srv->history;
+	later *l = malloc(sizeof *l + plen + 1);
+	if (!l)
+		return -BX_ENOMEM;
+	l->srv = srv;
+	l->s = s;
+	bx_session_ref(s);
+	l->value = bx_replay_value(replay, pattern, plen);
+	l->fn = fn;
+	l->arg = arg;
+	l->len = plen;
+	memcpy(l->channel, pattern, plen);
+	l->channel[plen] = '\0';
+	uint64_t after = l->value == BX_REPLAY_ALL ? 0 : (uint64_t)l->value;
+	int rc = h->store.ops->replay(h->store.self, l->channel, plen, after, srv->cfg.max_queue,
+	                              replayed, l);
+	if (rc != 0) {
+		bx_session_unref(s);
+		free(l);
+	}
+	return rc;
+}
+
 /*---- Reading for the HTTP endpoint -------------------------------------------------*/
 
 typedef struct read_ctx {
@@ -510,6 +635,8 @@ int bx_history_read_json(bx_server *srv, const char *channel, size_t chlen, uint
 		limit = 10000;
 	read_ctx x = {.out = out, .min_time = rule->age_ms ? h->wall() - rule->age_ms : INT64_MIN};
 	uint64_t oldest, newest;
+	if (h->store.ops->shared)
+		return -BX_EREJECTED; /* read through ext.replay (store.h replay) */
 	pthread_mutex_lock(&h->lock);
 	if (h->closed) {
 		pthread_mutex_unlock(&h->lock);

@@ -132,10 +132,40 @@ typedef struct bx_replay_result {
 int bx_history_subscribe(struct bx_server *srv, struct bx_session *s, const char *pattern,
                          size_t plen, json_object *replay, bx_replay_result *out);
 
+/* Appends r's gaps to o as "channel":{"after":A,"resumedFrom":R} members
+ * (comma-separated, after what o holds) and frees them. */
+void bx_replay_gaps_write(struct bx_buf *o, bx_replay_result *r);
+
+/* A retained message another node published, delivered here through the
+ * bus (bus.h) with its replay id from the shared store: queued for every
+ * subscriber of channel with ext.replayId. Returns 1 when delivered, 0
+ * when channel is not retained here (the caller delivers it as it is). */
+size_t bx_history_bus_deliver(struct bx_server *srv, const char *channel, size_t chlen,
+                              const char *json, size_t len, uint64_t id);
+
+/* With a shared store (store.h: several nodes, one history), a subscription
+ * to a retained channel with a replay value cannot be read here and now: it
+ * waits for the store's cut. True when pattern's subscription is such a one
+ * (an exact retained channel that replay gives a value). */
+bool bx_history_defers(struct bx_server *srv, const char *pattern, size_t plen,
+                       json_object *replay);
+/* Called once a deferred subscription is made: rc is what
+ * bx_history_subscribe would return, or 1 when the store could not be read
+ * (nothing subscribed); r as bx_history_subscribe fills it (free r->gaps). */
+typedef void (*bx_history_later_fn)(void *arg, int rc, bx_replay_result *r);
+/* Starts one (bx_history_defers said so): s is subscribed to pattern at the
+ * store's cut, with what came after the client's id queued first, and fn is
+ * called (on the engine's thread). Returns 0 (fn will be called) or a
+ * negative BX_E* code (fn will not). */
+int bx_history_subscribe_later(struct bx_server *srv, struct bx_session *s, const char *pattern,
+                               size_t plen, json_object *replay, bx_history_later_fn fn,
+                               void *arg);
+
 /* Reads up to limit (at most 10,000) messages of channel after `after` into
  * out as a JSON array of the delivered messages (each with ext.replayId),
  * oldest first. Returns 0, or -BX_ECHANNEL when the channel is not
- * retained, -BX_ENOMEM. */
+ * retained, -BX_EREJECTED when the store is shared (read it with a replay
+ * subscription), -BX_ESTATE when closing, -BX_ENOMEM. */
 struct bx_buf;
 int bx_history_read_json(struct bx_server *srv, const char *channel, size_t chlen, uint64_t after,
                          size_t limit, struct bx_buf *out);

@@ -78,20 +78,6 @@ static void replay_error(bx_batch *b, bx_in *in, json_object *sub, const char *k
 	bx_reply_close(b, in, NULL);
 }
 
-/* Appends r's gaps as "channel":{"after":A,"resumedFrom":R} entries. */
-static void add_gaps(bx_buf *o, bx_replay_result *r)
-{
-	for (size_t i = 0; i < r->ngaps; i++) {
-		if (o->len)
-			bx_buf_putc(o, ',');
-		bx_buf_json_str(o, r->gaps[i].channel, strlen(r->gaps[i].channel));
-		bx_buf_printf(o, ":{\"after\":%llu,\"resumedFrom\":%llu}",
-		              (unsigned long long)r->gaps[i].after,
-		              (unsigned long long)r->gaps[i].resumed);
-	}
-	free(r->gaps);
-}
-
 /* Checks one pattern; returns the error text, or NULL when it may be used.
  * *record is false for /service/** (accepted, not recorded). */
 static const char *check(json_object *e, bool *record)
@@ -111,6 +97,32 @@ static const char *check(json_object *e, bool *record)
 	if (flags & BX_CH_SERVICE)
 		*record = false;
 	return NULL;
+}
+
+/* Hands the gate what it needs to rebuild the reply just written
+ * (body[start, end)) once the deferred replays are done. */
+static void defer_reply(bx_batch *b, bx_in *in, const char *verb, json_object *sub,
+                        bx_later *later, size_t start, const bx_buf *gaps)
+{
+	bx_buf okpre, errpre, ech;
+	bx_buf_init(&okpre);
+	bx_buf_init(&errpre);
+	bx_buf_init(&ech);
+	bx_buf *out = b->out;
+	bool any = b->any;
+	b->any = false;
+	b->out = &okpre;
+	bx_reply_open(b, in, verb, true);
+	echo(&okpre, sub);
+	b->out = &errpre;
+	bx_reply_open(b, in, verb, false);
+	b->out = out;
+	b->any = any;
+	echo(&ech, sub);
+	bx_gate_later_set(later, start, out->len, &okpre, &errpre, &ech, gaps, &in->timesync);
+	bx_buf_free(&okpre);
+	bx_buf_free(&errpre);
+	bx_buf_free(&ech);
 }
 
 void bx_meta_subscribe(bx_batch *b, bx_in *in, bool subscribe)
@@ -158,6 +170,7 @@ void bx_meta_subscribe(bx_batch *b, bx_in *in, bool subscribe)
 		}
 	}
 	const char *err = NULL;
+	bx_later *later = NULL; /* replies rebuilt after deferred replays */
 	bx_buf gaps; /* ext.replayGap entries (history.h) */
 	bx_buf_init(&gaps);
 	for (size_t i = 0; i < n; i++) {
@@ -166,12 +179,21 @@ void bx_meta_subscribe(bx_batch *b, bx_in *in, bool subscribe)
 		json_object *e = is_str ? sub : json_object_array_get_idx(sub, i);
 		const char *p = json_object_get_string(e);
 		size_t len = (size_t)json_object_get_string_len(e);
-		if (subscribe) {
+		if (subscribe && bx_history_defers(b->srv, p, len, replay)) {
+			/* Replayed from a shared store at its cut: the reply is
+			 * rebuilt when that is done (gate.h). */
+			if (!later)
+				later = bx_gate_later(b);
+			if (!later)
+				err = "500::out_of_memory";
+			else
+				bx_gate_replay(b, later, s, p, len, replay);
+		} else if (subscribe) {
 			int rc;
 			if (b->srv->history) {
 				bx_replay_result r;
 				rc = bx_history_subscribe(b->srv, s, p, len, replay, &r);
-				add_gaps(&gaps, &r);
+				bx_replay_gaps_write(&gaps, &r);
 			} else {
 				rc = bx_router_subscribe(&b->srv->router, s, p, len);
 			}
@@ -187,6 +209,7 @@ void bx_meta_subscribe(bx_batch *b, bx_in *in, bool subscribe)
 			bx_router_unsubscribe(&b->srv->router, s, p, len);
 		}
 	}
+	size_t start = b->out->len + (b->any ? 1 : 0);
 	if (gaps.len && !err) {
 		bx_reply_open(b, in, verb, true);
 		echo(b->out, sub);
@@ -200,6 +223,8 @@ void bx_meta_subscribe(bx_batch *b, bx_in *in, bool subscribe)
 	} else {
 		reply(b, in, verb, sub, err);
 	}
+	if (later && !err)
+		defer_reply(b, in, verb, sub, later, start, &gaps);
 	bx_buf_free(&gaps);
 	bx_session_unref(s);
 }

@@ -8,6 +8,7 @@
 #include "hooks.h"
 #include "channel.h"
 #include "durable.h"
+#include "history.h"
 #include "verbs.h"
 #include "table.h"
 #include "browser.h"
@@ -39,7 +40,7 @@ size_t bx_broadcast(bx_server *srv, const char *channel, size_t len, bx_msg *m)
 }
 
 size_t bx_bus_deliver(bx_server *srv, const char *channel, size_t chlen, const char *json,
-                      size_t len)
+                      size_t len, uint64_t replay_id)
 {
 	/* What another node sent is checked like a client's publish: a
 	 * broadcast channel, and a JSON object (never break a reply array). */
@@ -59,6 +60,10 @@ size_t bx_bus_deliver(bx_server *srv, const char *channel, size_t chlen, const c
 		bx_debug("bus: dropped a message for %.*s that is not a JSON object", shown, channel);
 		return 0;
 	}
+	/* A retained channel's message from the shared store (store.h), with
+	 * the id every node gives it. */
+	if (replay_id && srv->history)
+		return bx_history_bus_deliver(srv, channel, chlen, json, len, replay_id);
 	bx_msg *m = bx_msg_new(json, len);
 	if (!m)
 		return 0;

@@ -184,6 +184,11 @@ int bx_config_check(const bx_config *cfg, char *err, size_t errlen)
 		                           : "--store needs a folder");
 		return -BX_EINVAL;
 	}
+	if (cfg->store_dir && cfg->redis) {
+		snprintf(err, errlen, "--store and --redis both keep history: with --redis, retained "
+		                      "channels' history lives in Redis Streams; drop --store");
+		return -BX_EINVAL;
+	}
 	if (cfg->log_level < BX_LOG_ERROR || cfg->log_level > BX_LOG_DEBUG) {
 		snprintf(err, errlen, "--log-level must be error, warn, info or debug");
 		return -BX_EINVAL;

@@ -28,9 +28,16 @@ typedef struct bx_store_rec {
 	int64_t min_time_ms;
 } bx_store_rec;
 
-/* Called once the records of one append are durable (err 0) or failed. It may
- * run on the engine's own thread, or before append returns. */
-typedef void (*bx_store_done_fn)(void *arg, int err);
+/* Called once the records of one append are durable (err 0) or failed, with
+ * the replay id of the first record (0 on failure). It may run on the
+ * engine's own thread, or before append returns. */
+typedef void (*bx_store_done_fn)(void *arg, int err, uint64_t id);
+/* A shared store's replay (replay below): the records of channel after the
+ * asked id (oldest first, at most the asked number), and newest, the last
+ * id the channel was ever given at the cut. err < 0: no replay (the store is
+ * unreachable); recs is NULL then. */
+typedef void (*bx_store_replay_fn)(void *arg, int err, const bx_store_rec *recs, size_t n,
+                                   uint64_t newest);
 /* Called for each record read; a non-zero return stops the read. */
 typedef int (*bx_store_visit_fn)(void *arg, const bx_store_rec *rec);
 /* Called for each channel that has history; a non-zero return stops. */
@@ -38,7 +45,9 @@ typedef int (*bx_store_channel_fn)(void *arg, const char *channel, size_t chlen)
 
 typedef struct bx_store_ops {
 	/* Appends n records, giving each the next replay id of its channel
-	 * (recs[i].id is set before append returns), and calls done once they
+	 * (recs[i].id is set before append returns by a local engine; a shared
+	 * one learns it from the store and passes it to done), and calls done
+	 * once they
 	 * are durable, in the order the appends were made (so a caller that
 	 * delivers in done delivers each channel in replay-id order). Returns 0
 	 * or a negative BX_E* code (done not called). The engine copies what it
@@ -59,6 +68,25 @@ typedef struct bx_store_ops {
 	int (*bounds)(void *self, const char *channel, size_t chlen, uint64_t *oldest,
 	              uint64_t *newest);
 	void (*close)(void *self);
+
+	/* A store shared by several nodes (src/cluster/: Redis Streams) sets
+	 * the two below; a local engine leaves them NULL.
+	 *
+	 * shared: an append reaches subscribers through the bus, on every
+	 * node this one included (bx_bus_deliver with the record's replay
+	 * id), in replay-id order per channel: done only confirms the append
+	 * (and gives its id), and the core does not deliver it itself. The
+	 * synchronous reads above may then answer -BX_ESTATE. */
+	bool shared;
+	/* Reads channel's records after `after` (all when after is beyond the
+	 * newest id) and calls fn once, on the engine's thread, at the cut: every
+	 * later record of channel reaches this node through the bus after fn
+	 * returns, none before it belongs to what fn got. So a caller that
+	 * subscribes in fn, then queues the records, misses nothing and
+	 * receives nothing twice. Returns 0 (fn will be called, with err < 0
+	 * when the store is unreachable) or a negative BX_E* code. */
+	int (*replay)(void *self, const char *channel, size_t chlen, uint64_t after, size_t limit,
+	              bx_store_replay_fn fn, void *arg);
 } bx_store_ops;
 
 typedef struct bx_store {

@@ -123,14 +123,6 @@ int bx_server_new(const bx_config *cfg, bx_server **out)
 		bx_server_free(srv);
 		return -BX_ENOMEM;
 	}
-	srv->cfg.retain = NULL;
-	srv->cfg.n_retain = 0;
-	srv->cfg.store_dir = NULL;
-	int hrc = bx_history_open(srv, cfg);
-	if (hrc != 0) {
-		bx_server_free(srv);
-		return hrc;
-	}
 	bx_log_set_level(cfg->log_level);
 	/* The node bus: its thread connects in the background (a Redis that is
 	 * down is retried, not an error). It copies what it keeps. */
@@ -151,6 +143,18 @@ int bx_server_new(const bx_config *cfg, bx_server **out)
 			return brc;
 		}
 		srv->bus = bus;
+	}
+	/* History: with a bus, in the cluster's shared store (Redis Streams). */
+	bx_store shared;
+	if (srv->bus)
+		bx_redis_store(srv->bus, &shared);
+	int hrc = bx_history_open(srv, cfg, srv->bus ? &shared : NULL);
+	srv->cfg.retain = NULL;
+	srv->cfg.n_retain = 0;
+	srv->cfg.store_dir = NULL;
+	if (hrc != 0) {
+		bx_server_free(srv);
+		return hrc;
 	}
 	*out = srv;
 	return 0;

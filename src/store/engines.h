@@ -31,8 +31,9 @@ void bx_store_lmdb_metrics(void *self, struct bx_buf *out);
 
 struct bx_server;
 /* Parses cfg's --retain rules and opens the engine cfg->store_dir asks for
- * into srv->history (left NULL without rules). Returns 0, or a negative
- * BX_E* code (reason logged). */
-int bx_history_open(struct bx_server *srv, const bx_config *cfg);
+ * into srv->history (left NULL without rules); with shared (a cluster's
+ * store, handed over by the composition root), history lives there
+ * (bx_config_check refuses --store with --redis). Returns 0, or a negative BX_E* code (reason logged). */
+int bx_history_open(struct bx_server *srv, const bx_config *cfg, const bx_store *shared);
 
 #endif

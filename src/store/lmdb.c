@@ -284,7 +284,7 @@ static void *writer(void *arg)
 		for (job *j = jobs, *next; j; j = next) {
 			next = j->next;
 			if (j->done)
-				j->done(j->arg, rc ? -BX_ESTATE : 0);
+				j->done(j->arg, rc ? -BX_ESTATE : 0, rc || !j->n ? 0 : j->recs[0].id);
 			free(j);
 		}
 		pthread_mutex_lock(&l->lock);

@@ -144,7 +144,7 @@ static int m_append(void *self, bx_store_rec *recs, size_t n, bx_store_done_fn d
 	pthread_mutex_unlock(&m->lock);
 	/* A failure part-way keeps what was appended (each record stands alone). */
 	if (rc == 0 && done)
-		done(arg, 0);
+		done(arg, 0, n ? recs[0].id : 0);
 	return rc;
 }
 

@@ -12,7 +12,7 @@
 #include "core/stats.h"
 #include "engines.h"
 
-int bx_history_open(struct bx_server *srv, const bx_config *cfg)
+int bx_history_open(struct bx_server *srv, const bx_config *cfg, const bx_store *shared)
 {
 	if (!cfg->n_retain)
 		return 0;
@@ -25,7 +25,7 @@ int bx_history_open(struct bx_server *srv, const bx_config *cfg)
 			return -BX_EINVAL;
 		}
 	bx_store st;
-	int rc = cfg->store_dir ? bx_store_lmdb_open(cfg->store_dir, 0, cfg->store_sync != 0, &st,
+	int rc = shared ? (st = *shared, 0) : cfg->store_dir ? bx_store_lmdb_open(cfg->store_dir, 0, cfg->store_sync != 0, &st,
 	                                             err, sizeof err)
 	                        : bx_store_memory_open(&st);
 	if (rc != 0) {
@@ -41,7 +41,8 @@ int bx_history_open(struct bx_server *srv, const bx_config *cfg)
 	if (cfg->store_dir)
 		bx_metrics_add_source(&srv->stats.m, bx_store_lmdb_metrics, st.self);
 	bx_info("history: %zu --retain rule%s, kept %s%s", cfg->n_retain,
-	        cfg->n_retain == 1 ? "" : "s", cfg->store_dir ? "in LMDB at " : "in memory",
+	        cfg->n_retain == 1 ? "" : "s",
+	        shared ? "in Redis Streams" : cfg->store_dir ? "in LMDB at " : "in memory",
 	        cfg->store_dir ? cfg->store_dir : "");
 	return 0;
 }

@@ -59,15 +59,17 @@ typedef struct waiter {
 	pthread_mutex_t m;
 	pthread_cond_t c;
 	int done, errors;
+	uint64_t last_id; /* the id done gave last */
 } waiter;
 
-static waiter W = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+static waiter W = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
 
-static void on_done(void *arg, int err)
+static void on_done(void *arg, int err, uint64_t id)
 {
 	waiter *w = arg;
 	pthread_mutex_lock(&w->m);
 	w->done++;
+	w->last_id = id;
 	if (err)
 		w->errors++;
 	pthread_cond_broadcast(&w->c);
@@ -102,6 +104,7 @@ static uint64_t put(bx_store *st, const char *ch, const char *json, int64_t t, u
 	cr_assert_eq(st->ops->append(st->self, &r, 1, on_done, &W), 0);
 	wait_done(&W, before + 1);
 	cr_assert_eq(W.errors, 0);
+	cr_assert_eq(W.last_id, r.id, "done gives the id append set");
 	return r.id;
 }
 
