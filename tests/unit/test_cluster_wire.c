@@ -138,3 +138,61 @@ Test(wire, redis_urls)
 		cr_assert(strstr(err, "--redis") != NULL);
 	}
 }
+
+Test(wire, retained_messages_carry_their_replay_id)
+{
+	bx_wire_msg m;
+	const char *s = "bx1 n~1 7 r42\n{\"a\":1}";
+	cr_assert_eq(bx_wire_parse(s, strlen(s), &m), 0);
+	cr_assert_eq(m.seq, 7);
+	cr_assert_eq(m.replay_id, 42);
+	cr_assert_not(m.cut);
+	cr_assert_eq(m.jlen, 7);
+	s = "bx1 n~1 7\n{}";
+	cr_assert_eq(bx_wire_parse(s, strlen(s), &m), 0);
+	cr_assert_eq(m.replay_id, 0, "a plain publish has none");
+	cr_assert_eq(parse("bx1 n 1 r0\n{}"), -1);     /* ids start at 1 */
+	cr_assert_eq(parse("bx1 n 1 r\n{}"), -1);      /* no digits */
+	cr_assert_eq(parse("bx1 n 1 rx\n{}"), -1);
+	cr_assert_eq(parse("bx1 n 1 r5 \n{}"), -1);    /* junk after */
+	cr_assert_eq(parse("bx1 n 1 q5\n{}"), -1);     /* unknown field */
+	cr_assert_eq(parse("bx1 n 1 r5\n"), -1);       /* no JSON */
+	cr_assert_eq(parse("bx1 n 1 r18446744073709551616\n{}"), -1);
+}
+
+Test(wire, cuts_have_a_token_and_no_json)
+{
+	char buf[BX_WIRE_HEADER_MAX];
+	size_t n = bx_wire_cut(buf, "node~ab", 9);
+	cr_assert_str_eq(buf, "bx1 node~ab 9 c\n");
+	bx_wire_msg m;
+	cr_assert_eq(bx_wire_parse(buf, n, &m), 0);
+	cr_assert(m.cut);
+	cr_assert_eq(m.seq, 9);
+	cr_assert_eq(m.jlen, 0);
+	cr_assert_eq(parse("bx1 n 1 c\n{}"), -1);      /* a cut has no JSON */
+	cr_assert_eq(parse("bx1 n 1 cc\n"), -1);
+}
+
+Test(wire, stream_entry_values)
+{
+	uint64_t id;
+	cr_assert_eq(bx_wire_stream_id("12-0", 4, &id), 0);
+	cr_assert_eq(id, 12);
+	cr_assert_eq(bx_wire_stream_id("18446744073709551615-0", 22, &id), 0);
+	cr_assert_eq(id, UINT64_MAX);
+	cr_assert_eq(bx_wire_stream_id("0-0", 3, &id), -1);   /* ids start at 1 */
+	cr_assert_eq(bx_wire_stream_id("12-1", 4, &id), -1);  /* not ours */
+	cr_assert_eq(bx_wire_stream_id("12", 2, &id), -1);
+	cr_assert_eq(bx_wire_stream_id("-0", 2, &id), -1);
+	cr_assert_eq(bx_wire_stream_id("1700000000000-0x", 16, &id), -1);
+	int64_t v;
+	cr_assert_eq(bx_wire_number("1764560000000", 13, &v), 0);
+	cr_assert_eq(v, 1764560000000LL);
+	cr_assert_eq(bx_wire_number("-5", 2, &v), 0);
+	cr_assert_eq(v, -5);
+	cr_assert_eq(bx_wire_number("", 0, &v), -1);
+	cr_assert_eq(bx_wire_number("-", 1, &v), -1);
+	cr_assert_eq(bx_wire_number("5x", 2, &v), -1);
+	cr_assert_eq(bx_wire_number("9223372036854775808", 19, &v), -1);
+}
