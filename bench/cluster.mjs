@@ -4,7 +4,7 @@
 // same load on one node of its own kind, in one run:
 //
 //   node bench/cluster.mjs [--subscribers 1000] [--rate 20] [--quick] [--json FILE]
-//                          [--servers bayeuxd,faye] [--nodes 1,3] [--repeat N]
+//                          [--servers bayeuxd,bayeuxd-retained,faye] [--nodes 1,3] [--repeat N]
 //
 // Every process is ours, on 127.0.0.1: redis-server (no persistence) and the
 // nodes pinned to --server-core, bench/bayeux-load to --gen-core. Reported per
@@ -120,9 +120,12 @@ async function startLayout(kind, nodes, redisPort) {
   for (let i = 0; i < nodes; i++) {
     const port = await freePort();
     let cmd;
-    if (kind === 'bayeuxd') {
+    if (kind.startsWith('bayeuxd')) {
       cmd = [opts.bayeuxd, '--listen', `127.0.0.1:${port}`, '--timeout', '30000', '--log-level', 'warn',
         '--max-sessions-per-ip', '0', '--max-handshakes-per-ip', '0'];
+      // bayeuxd-retained: every channel retained (--retain), so each publish is the
+      // append script (history in Redis Streams) instead of a bare PUBLISH.
+      if (kind === 'bayeuxd-retained') cmd.push('--retain', '/**=1000');
       if (redisPort) cmd.push('--redis', `redis://127.0.0.1:${redisPort}`, '--node-id', `n${i + 1}`);
     } else {
       cmd = redisPort

@@ -262,7 +262,9 @@ bool bx_server_healthy(bx_server *srv, const char **why)
 		return false;
 	}
 	if (!bx_bus_healthy(srv->bus)) {
-		*why = "cluster bus unreachable";
+		/* Issue 13 says "degraded", issue 14 says 503: both. The node
+		 * still serves its own clients; the other nodes are out of reach. */
+		*why = "degraded: cluster bus unreachable, local delivery continues";
 		return false;
 	}
 	*why = NULL;
@@ -308,7 +310,7 @@ enum MHD_Result bx_metrics_serve(bx_server *srv, struct MHD_Connection *conn, co
 		const char *why;
 		if (bx_server_healthy(srv, &why))
 			return text(conn, MHD_HTTP_OK, "ok\n");
-		char msg[96];
+		char msg[128];
 		snprintf(msg, sizeof msg, "unavailable: %s\n", why);
 		return text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, msg);
 	}

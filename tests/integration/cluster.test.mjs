@@ -261,6 +261,7 @@ describe('cluster: faults', {skip}, () => {
     await waitFor(() => nodes[0].stderr().includes('redis: lost'), 2000, 'node 1 logged the loss');
     const down = await request(`${nodes[0].origin}/healthz`, {method: 'GET'});
     assert.equal(down.status, 503, `/healthz while Redis is down: ${down.status} ${down.text}`);
+    assert.match(down.text, /degraded: cluster bus unreachable, local delivery continues/);
     assert.match(down.text, /cluster bus/);
     const remoteAtRestart = remote.got.length;
     const nAtRestart = n;

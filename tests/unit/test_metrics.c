@@ -305,7 +305,7 @@ Test(metrics, healthy_until_stopping_or_while_the_bus_is_down)
 	srv->bus = &bus;
 	bus_up = false;
 	cr_assert_not(bx_server_healthy(srv, &why));
-	cr_assert_str_eq(why, "cluster bus unreachable");
+	cr_assert_str_eq(why, "degraded: cluster bus unreachable, local delivery continues");
 	bus_up = true;
 	cr_assert(bx_server_healthy(srv, &why));
 	/* A bus with no health op is taken as healthy. */
