@@ -115,6 +115,7 @@ static void defer_reply(bx_batch *b, bx_in *in, const char *verb, json_object *s
 	bx_reply_open(b, in, verb, true);
 	echo(&okpre, sub);
 	b->out = &errpre;
+	b->any = false; /* (no comma before it either) */
 	bx_reply_open(b, in, verb, false);
 	b->out = out;
 	b->any = any;

@@ -77,7 +77,11 @@ enum MHD_Result bx_http_history(bx_server *srv, struct MHD_Connection *conn, con
 	bx_buf_init(&out);
 	int rc = bx_history_read_json(srv, channel, chlen, after, (size_t)limit, &out);
 	enum MHD_Result r;
-	if (rc != 0)
+	if (rc == -BX_EREJECTED)
+		r = bx_http_fail(conn, MHD_HTTP_NOT_IMPLEMENTED, "GET", "501::history_shared",
+		                 "this node's history lives in Redis Streams (--redis): replay it "
+		                 "with a /meta/subscribe that carries ext.replay");
+	else if (rc != 0)
 		r = bx_http_fail(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "GET",
 		                 "503::history_unavailable",
 		                 "the history store is closing or out of memory");

@@ -164,6 +164,40 @@ describe('cluster history', {skip}, () => {
   });
 });
 
+describe('cluster history: what a node does not serve, and faults', {skip}, () => {
+  test('GET /history/<channel> answers 501 and names the way to replay', async () => {
+    const r = await request(`${nodes[0].origin}/history/hist/anything`, {method: 'GET'});
+    assert.equal(r.status, 501, r.text);
+    assert.match(r.text, /ext\.replay/);
+  });
+
+  test('Redis down: a retained publish and a replay fail with a Bayeux error, no crash; back, they work',
+    async () => {
+      const ch = uniqueChannel('/hist/down');
+      await backendPublish(nodes[0], ch, {before: true});
+      redis.kill9();
+      await waitFor(() => nodes.every((d) => d.stderr().includes('redis: lost')), 10000,
+        'every node saw Redis go');
+      const r = await request(`${nodes[0].origin}/publish${ch}`, {body: {during: true}});
+      assert.equal(r.status, 500, r.text); // a backend publish's status follows its error
+      assert.equal(r.json.successful, false, r.text);
+      assert.equal(r.json.error, '500::history_store_failed');
+      const {reply} = await subscribe(nodes[1], ch, -2);
+      assert.equal(reply.successful, false, JSON.stringify(reply));
+      assert.equal(reply.error, '500::history_store_failed');
+      await redis.restart();
+      await waitFor(() => nodes.every((d) => (d.stderr().match(/redis: connected/g) || []).length >= 2),
+        15000, 'every node reconnected');
+      // Redis without persistence lost the history: ids count from 1 again.
+      const again = await backendPublish(nodes[2], ch, {after: true});
+      assert.equal(again.ext.replayId, 1);
+      const {s, reply: ok} = await subscribe(nodes[1], ch, -2);
+      assert.equal(ok.successful, true, JSON.stringify(ok));
+      assert.deepEqual((await drain(s, 1)).map((m) => m.data), [{after: true}]);
+      for (const d of nodes) assert.equal(d.proc.exitCode, null, 'still running');
+    });
+});
+
 describe('cluster history: flags', {skip}, () => {
   test('--store with --redis is refused: history lives in Redis', async () => {
     const r = await runDaemonOnce(['--redis', 'redis://127.0.0.1:1', '--retain', '/a=1',
