@@ -121,7 +121,7 @@ async function startLayout(kind, nodes, redisPort) {
     const port = await freePort();
     let cmd;
     if (kind.startsWith('bayeuxd')) {
-      cmd = [opts.bayeuxd, '--listen', `127.0.0.1:${port}`, '--timeout', '30000', '--log-level', 'warn',
+      cmd = [opts.bayeuxd, '--listen', `127.0.0.1:${port}`, '--timeout', '30000', '--log-level', process.env.BENCH_LOG_LEVEL || 'warn',
         '--max-sessions-per-ip', '0', '--max-handshakes-per-ip', '0'];
       // bayeuxd-retained: every channel retained (--retain), so each publish is the
       // append script (history in Redis Streams) instead of a bare PUBLISH.
@@ -187,7 +187,26 @@ async function layout(kind, nodes) {
   const { result, err, cmdline } = await runLoad(ns, (ph) => {
     if (ph === 'measure' || ph === 'drain') samples[ph] = sample();
   });
+  // Each node's own count of what it delivered and received from Redis: when the
+  // generator reports a loss, these say on which side it happened.
+  const counts = [];
+  if (kind.startsWith('bayeuxd')) {
+    for (const n of ns) {
+      try {
+        const text = execFileSync('curl', ['-s', `http://127.0.0.1:${n.port}/metrics`], { encoding: 'utf8' });
+        const pick = (name) => Number((new RegExp(`^${name} (\\d+)`, 'm').exec(text) || [])[1]);
+        counts.push({ sessions: pick('bayeux_sessions'), delivered: pick('bayeux_messages_delivered_total'),
+          received: pick('bayeux_cluster_received_total') });
+      } catch { counts.push(null); }
+    }
+  }
   for (const n of ns) await stopProc(n);
+  if (result && result.delivery_ratio < 1 && counts.length) {
+    console.error(`${kind} × ${nodes}: delivered ${(100 * result.delivery_ratio).toFixed(2)}%; the nodes' own counts: ${JSON.stringify(counts)}`);
+  }
+  if (result && result.delivery_ratio < 1 && process.env.BENCH_SHOW_LOSS) {
+    for (const [i, n] of ns.entries()) console.error(`--- node ${i + 1} log:\n${n.log().slice(-3000)}`);
+  }
   if (redis) { await stopProc(redis); fs.rmSync(redis.dir, { recursive: true, force: true }); }
   if (!result || !samples.measure || !samples.drain) {
     return { kind, nodes, error: err.trim().slice(-400) || 'no result', cmdline };

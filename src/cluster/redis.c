@@ -1009,6 +1009,7 @@ static void send_sub(rbus *b, entry *e, bool on)
 		bx_warn("redis: %s %s could not be sent", cmd, e->key);
 		return;
 	}
+	bx_debug("redis: %s %s", cmd, e->key);
 	if (on) {
 		e->sent = true;
 		e->unconfirmed++;
