@@ -6,7 +6,8 @@
 import {describe, test, before, after} from 'node:test';
 import assert from 'node:assert/strict';
 import {startDaemon, stopDaemonClean, runDaemonOnce, PEER} from './lib/daemon.mjs';
-import {waitFor, sleep, uniqueChannel} from './lib/clients.mjs';
+import {CometDClient, waitFor, sleep, uniqueChannel} from './lib/clients.mjs';
+import {ReplayExtension} from '../../web/replay-extension.js';
 import {request, RawSession, newId} from './lib/wire.mjs';
 import {startRedis, commandCalls} from './lib/redis.mjs';
 
@@ -152,6 +153,24 @@ describe('cluster history', {skip}, () => {
       }
       assert.equal(got[got.length - 1], total, `join ${j} ends at the last id`);
     }
+  });
+
+  test('CometD\'s client over WebSocket replays on node 2 what node 1 published', async () => {
+    const ch = uniqueChannel('/hist/ws');
+    for (let i = 0; i < 4; i++) await backendPublish(nodes[0], ch, {i});
+    const c = new CometDClient(nodes[1].url, {websocket: true});
+    c.cometd.registerExtension('replay', new ReplayExtension({initial: -2}));
+    const got = [];
+    await c.handshake();
+    assert.equal(c.transportType(), 'websocket');
+    await new Promise((resolve, reject) => {
+      c.cometd.subscribe(ch, (m) => got.push(m), (reply) => (reply.successful ? resolve() : reject(new Error(JSON.stringify(reply)))));
+    });
+    await backendPublish(nodes[2], ch, {i: 4});
+    await waitFor(() => got.length >= 5, 10000, 'four replayed and one live');
+    await sleep(200);
+    assert.deepEqual(got.map((m) => [m.data.i, m.ext.replayId]), [[0, 1], [1, 2], [2, 3], [3, 4], [4, 5]]);
+    await c.disconnect().catch(() => {});
   });
 
   test('one PUBLISH per retained publish (the script appends and publishes)', async () => {
