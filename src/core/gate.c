@@ -162,7 +162,9 @@ void bx_gate_later_set(bx_later *l, size_t start, size_t end, bx_buf *okpre, bx_
 	bx_buf_init(okpre);
 	bx_buf_init(errpre);
 	bx_buf_init(echo);
-	if (gaps->len) {
+	if (gaps->len) { /* after what a replay done already added, if any */
+		if (l->gaps.len)
+			bx_buf_putc(&l->gaps, ',');
 		bx_buf_append(&l->gaps, gaps->data, gaps->len);
 	}
 	l->ts = *ts;

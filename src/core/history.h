@@ -139,7 +139,7 @@ void bx_replay_gaps_write(struct bx_buf *o, bx_replay_result *r);
 /* A retained message another node published, delivered here through the
  * bus (bus.h) with its replay id from the shared store: queued for every
  * subscriber of channel with ext.replayId. Returns 1 when delivered, 0
- * when channel is not retained here (the caller delivers it as it is). */
+ * when channel is not retained here or history is closed. */
 size_t bx_history_bus_deliver(struct bx_server *srv, const char *channel, size_t chlen,
                               const char *json, size_t len, uint64_t id);
 

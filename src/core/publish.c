@@ -62,8 +62,10 @@ size_t bx_bus_deliver(bx_server *srv, const char *channel, size_t chlen, const c
 	}
 	/* A retained channel's message from the shared store (store.h), with
 	 * the id every node gives it. */
-	if (replay_id && srv->history)
+	if (replay_id && bx_history_rule(srv->history, channel, chlen))
 		return bx_history_bus_deliver(srv, channel, chlen, json, len, replay_id);
+	/* (Retained on the publishing node but not here: --retain differs
+	 * between nodes. Delivered as a plain message.) */
 	bx_msg *m = bx_msg_new(json, len);
 	if (!m)
 		return 0;

@@ -173,6 +173,23 @@ describe('cluster history', {skip}, () => {
     await c.disconnect().catch(() => {});
   });
 
+  test('a node that does not retain the channel still delivers it (as a plain message)',
+    async () => {
+      const d = await startDaemon(['--redis', redis.url, '--redis-prefix', PREFIX,
+        '--node-id', 'h4', '--allow-local-publish', '--retain', '/other/**=5']);
+      try {
+        await waitFor(() => d.stderr().includes('redis: connected'), 10000, 'h4 connected');
+        const ch = uniqueChannel('/hist/mixed');
+        const {s} = await subscribe(d, ch);
+        await backendPublish(nodes[0], ch, {i: 1});
+        const got = await drain(s, 1);
+        assert.deepEqual(got.map((m) => m.data), [{i: 1}]);
+        assert.equal(got[0].ext, undefined, 'no replay id where nothing is retained');
+      } finally {
+        await stopDaemonClean(d);
+      }
+    });
+
   test('one PUBLISH per retained publish (the script appends and publishes)', async () => {
     const ch = uniqueChannel('/hist/cost');
     await subscribe(nodes[1], ch);
