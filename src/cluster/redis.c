@@ -102,8 +102,8 @@ typedef struct pubmsg {
 	bx_store_done_fn done;
 	void *arg;
 	int argc;
-	const char *argv[11];
-	size_t lens[11];
+	const char *argv[13];
+	size_t lens[13];
 } pubmsg;
 
 /* A replay from the history stream (store.h replay): holds the channel's
@@ -112,20 +112,23 @@ typedef struct pubmsg {
  * and its cut (on the subscriber connection) came. */
 typedef struct rjob {
 	struct rjob *next;
-	char key[KEY_MAX]; /* "<prefix>:<channel>" */
+	char key[KEY_MAX]; /* the Redis subscription: "<prefix>:<channel>" or a pattern */
 	size_t klen;
-	char *channel;
+	bool pattern;
+	char *channel; /* the Bayeux channel or pattern */
 	size_t chlen;
+	bool has_after;
 	uint64_t after;
+	bx_store_after *named; /* channels copied */
+	size_t nnamed;
 	size_t limit;
 	bx_store_replay_fn fn;
 	void *arg;
 	uint64_t token;   /* its cut's */
 	int64_t deadline; /* waiting for interest, or for the cut after the answer */
 	bool sent, got_reply, got_cut;
-	bx_store_rec *recs;
-	size_t n;
-	uint64_t newest;
+	bx_store_replayed *chans; /* the answer, copied */
+	size_t nchans;
 } rjob;
 
 /* A message the subscriber connection delivered while a replay waits for
@@ -459,8 +462,9 @@ static bool is_str(const redisReply *r);
  * and the PUBLISH carries the id. One script, so no node ever sees a
  * publish whose entry is not in the stream yet, and ids follow the order
  * in which every subscriber receives them.
- * KEYS: counter, stream, channel. ARGV: header, JSON, time, keep, oldest
- * time kept ("" for none). */
+ * The channel joins the set of channels with history (wildcard replays).
+ * KEYS: counter, stream, channel, the set. ARGV: header, JSON, time, keep,
+ * oldest time kept ("" for none), the Bayeux channel. */
 static const char APPEND_LUA[] =
         "local id = redis.call('INCR', KEYS[1])\n"
         "local sid = string.format('%d-0', id)\n"
@@ -479,25 +483,50 @@ static const char APPEND_LUA[] =
         "    redis.call('XTRIM', KEYS[2], 'MINID', string.format('%d-0', n + 1))\n"
         "  end\n"
         "end\n"
+        "redis.call('SADD', KEYS[4], ARGV[6])\n"
         "redis.call('PUBLISH', KEYS[3], ARGV[1] .. string.format(' r%d', id) .. '\\n' .. ARGV[2])\n"
         "return id\n";
 
-/* A replay: the entries after ARGV[1] (all of them when it is beyond the
- * counter: a history that was lost), at most ARGV[2], the counter, and the
- * cut published on the channel in the same step: what this node receives
- * before the cut is in the answer (or older), what comes after is not.
- * KEYS: counter, stream, channel. ARGV: after, limit, cut. */
+/* A replay: for the channel, or each channel with history that the wildcard
+ * matches (from the set; * is one segment, ** any), the counter and the
+ * entries after the channel's id (named ones their own, the others the
+ * default; all when the id is beyond the counter: a history that was lost),
+ * at most ARGV[3] per channel; and the cut published where the node's Redis
+ * subscription receives it, in the same step: what the node receives before
+ * the cut is in the answer (or older), what comes after is not.
+ * KEYS: the set, the cut's channel. ARGV: prefix, pattern, limit, cut,
+ * default id ("" for none), then channel, id pairs. Answer: {{channel,
+ * newest, entries}, ...}. */
 static const char REPLAY_LUA[] =
-        "local newest = tonumber(redis.call('GET', KEYS[1]) or '0')\n"
-        "local after = tonumber(ARGV[1])\n"
-        "local entries = {}\n"
-        "if after ~= newest then\n"
-        "  local from = '-'\n"
-        "  if after < newest then from = string.format('%d-0', after + 1) end\n"
-        "  entries = redis.call('XRANGE', KEYS[2], from, '+', 'COUNT', ARGV[2])\n"
+        "local prefix, pat, limit = ARGV[1], ARGV[2], ARGV[3]\n"
+        "local named = {}\n"
+        "for i = 6, #ARGV, 2 do named[ARGV[i]] = tonumber(ARGV[i + 1]) end\n"
+        "local chans, base\n"
+        "local deep = string.sub(pat, -3) == '/**'\n"
+        "if string.sub(pat, -1) == '*' then\n"
+        "  base = string.sub(pat, 1, #pat - (deep and 2 or 1))\n"
+        "  chans = redis.call('SMEMBERS', KEYS[1])\n"
+        "else\n"
+        "  chans = {pat}\n"
         "end\n"
-        "redis.call('PUBLISH', KEYS[3], ARGV[3])\n"
-        "return {newest, entries}\n";
+        "local out = {}\n"
+        "for _, ch in ipairs(chans) do\n"
+        "  local ok = base == nil or (#ch > #base and string.sub(ch, 1, #base) == base and\n"
+        "    (deep or not string.find(ch, '/', #base + 1, true)))\n"
+        "  local after = named[ch] or tonumber(ARGV[5])\n"
+        "  if ok and after then\n"
+        "    local newest = tonumber(redis.call('GET', prefix .. ':histseq:' .. ch) or '0')\n"
+        "    local entries = {}\n"
+        "    if after ~= newest then\n"
+        "      local from = '-'\n"
+        "      if after < newest then from = string.format('%d-0', after + 1) end\n"
+        "      entries = redis.call('XRANGE', prefix .. ':history:' .. ch, from, '+', 'COUNT', limit)\n"
+        "    end\n"
+        "    out[#out + 1] = {ch, newest, entries}\n"
+        "  end\n"
+        "end\n"
+        "redis.call('PUBLISH', KEYS[2], ARGV[4])\n"
+        "return out\n";
 
 /* Writes "<prefix>:<what><channel>" at out; returns its length. */
 static size_t history_key(const rbus *b, const char *what, const char *ch, size_t chlen,
@@ -522,7 +551,7 @@ static int st_append(void *self, bx_store_rec *recs, size_t n, bx_store_done_fn 
 	if (!atomic_load(&b->up))
 		return -BX_ESTATE;
 	const bx_store_rec *r = &recs[0];
-	pubmsg *p = malloc(sizeof *p + 3 * HKEY_MAX + BX_WIRE_HEADER_MAX + 3 * 24 + r->len);
+	pubmsg *p = malloc(sizeof *p + 4 * HKEY_MAX + BX_WIRE_HEADER_MAX + 3 * 24 + r->len);
 	if (!p)
 		return -BX_ENOMEM;
 	memset(p, 0, sizeof *p);
@@ -530,31 +559,35 @@ static int st_append(void *self, bx_store_rec *recs, size_t n, bx_store_done_fn 
 	p->bus = b;
 	p->done = done;
 	p->arg = arg;
-	p->argc = 11;
+	/* EVAL script 4 counter stream channel set header json time keep oldest channel */
+	p->argc = 13;
 	p->argv[0] = "EVAL";
 	p->argv[1] = APPEND_LUA;
-	p->argv[2] = "3";
-	const char *what[3] = {"histseq:", "history:", ""};
-	for (int k = 0; k < 3; k++) {
-		p->lens[3 + k] = history_key(b, what[k], r->channel, r->chlen, at);
+	p->argv[2] = "4";
+	const char *what[4] = {"histseq:", "history:", "", "histchannels"};
+	for (int k = 0; k < 4; k++) {
+		size_t cl = k == 3 ? 0 : r->chlen;
+		p->lens[3 + k] = history_key(b, what[k], r->channel, cl, at);
 		p->argv[3 + k] = at;
 		at += p->lens[3 + k] + 1;
 	}
-	p->argv[6] = at; /* the header, without its '\n' (the script adds " r<id>\n") */
+	p->argv[7] = at; /* the header, without its '\n' (the script adds " r<id>\n") */
 	at += BX_WIRE_HEADER_MAX;
 	memcpy(at, r->json, r->len);
-	p->argv[7] = at;
-	p->lens[7] = r->len;
+	p->argv[8] = at;
+	p->lens[8] = r->len;
 	at += r->len;
 	char *nums = at;
-	p->lens[8] = (size_t)snprintf(nums, 24, "%lld", (long long)r->time_ms);
-	p->lens[9] = (size_t)snprintf(nums + 24, 24, "%llu", (unsigned long long)r->keep);
-	p->lens[10] = r->min_time_ms == INT64_MIN
+	p->lens[9] = (size_t)snprintf(nums, 24, "%lld", (long long)r->time_ms);
+	p->lens[10] = (size_t)snprintf(nums + 24, 24, "%llu", (unsigned long long)r->keep);
+	p->lens[11] = r->min_time_ms == INT64_MIN
 	                      ? 0
 	                      : (size_t)snprintf(nums + 48, 24, "%lld", (long long)r->min_time_ms);
-	p->argv[8] = nums;
-	p->argv[9] = nums + 24;
-	p->argv[10] = nums + 48;
+	p->argv[9] = nums;
+	p->argv[10] = nums + 24;
+	p->argv[11] = nums + 48;
+	p->argv[12] = p->argv[5] + p->lens[5] - r->chlen; /* the channel: the end of its key */
+	p->lens[12] = r->chlen;
 	for (int k = 0; k < 3; k++)
 		p->lens[k] = strlen(p->argv[k]);
 	pthread_mutex_lock(&b->lock);
@@ -563,8 +596,8 @@ static int st_append(void *self, bx_store_rec *recs, size_t n, bx_store_done_fn 
 		free(p);
 		return -BX_ESTATE;
 	}
-	size_t hl = bx_wire_header((char *)p->argv[6], b->origin, ++b->seq);
-	p->lens[6] = hl ? hl - 1 : 0;
+	size_t hl = bx_wire_header((char *)p->argv[7], b->origin, ++b->seq);
+	p->lens[7] = hl ? hl - 1 : 0;
 	if (b->qtail)
 		b->qtail->next = p;
 	else
@@ -584,39 +617,71 @@ static void append_failed(pubmsg *p)
 	free(p);
 }
 
-static int st_replay(void *self, const char *channel, size_t chlen, uint64_t after, size_t limit,
-                     bx_store_replay_fn fn, void *arg)
+static void job_free(rjob *j)
+{
+	for (size_t i = 0; i < j->nnamed; i++)
+		free((void *)j->named[i].channel);
+	free(j->named);
+	for (size_t i = 0; i < j->nchans; i++) {
+		for (size_t k = 0; k < j->chans[i].n; k++)
+			free((void *)j->chans[i].recs[k].json);
+		free((void *)j->chans[i].recs);
+		free((void *)j->chans[i].channel);
+	}
+	free(j->chans);
+	free(j->channel);
+	free(j);
+}
+
+static int st_replay(void *self, const bx_store_replay_req *req, bx_store_replay_fn fn, void *arg)
 {
 	rbus *b = self;
 	char key[KEY_MAX];
 	bool pat;
-	size_t klen = translate(b, channel, chlen, key, &pat);
-	if (!klen || pat)
+	size_t klen = translate(b, req->pattern, req->plen, key, &pat);
+	if (!klen)
 		return -BX_ECHANNEL;
 	if (!atomic_load(&b->up)) {
-		fn(arg, -BX_ESTATE, NULL, 0, 0);
+		fn(arg, -BX_ESTATE, NULL, 0);
 		return 0;
 	}
 	rjob *j = calloc(1, sizeof *j);
-	if (!j || !(j->channel = malloc(chlen + 1))) {
-		free(j);
+	if (!j)
 		return -BX_ENOMEM;
-	}
 	memcpy(j->key, key, klen + 1);
 	j->klen = klen;
-	memcpy(j->channel, channel, chlen);
-	j->channel[chlen] = '\0';
-	j->chlen = chlen;
-	j->after = after;
-	j->limit = limit ? limit : 1000000;
+	j->pattern = pat;
+	j->channel = malloc(req->plen + 1);
+	j->named = req->nnamed ? calloc(req->nnamed, sizeof *j->named) : NULL;
+	if (!j->channel || (req->nnamed && !j->named)) {
+		job_free(j);
+		return -BX_ENOMEM;
+	}
+	memcpy(j->channel, req->pattern, req->plen);
+	j->channel[req->plen] = '\0';
+	j->chlen = req->plen;
+	for (size_t i = 0; i < req->nnamed; i++) {
+		char *c = malloc(req->named[i].chlen + 1);
+		if (!c) {
+			job_free(j);
+			return -BX_ENOMEM;
+		}
+		memcpy(c, req->named[i].channel, req->named[i].chlen);
+		c[req->named[i].chlen] = '\0';
+		j->named[j->nnamed++] = (bx_store_after){.channel = c,
+		                                          .chlen = req->named[i].chlen,
+		                                          .after = req->named[i].after};
+	}
+	j->has_after = req->has_after;
+	j->after = req->after;
+	j->limit = req->limit ? req->limit : 1000000;
 	j->fn = fn;
 	j->arg = arg;
 	j->deadline = now_ms() + READY_TIMEOUT_MS;
-	/* Hold the channel's interest (as a subscriber would) until done. */
-	int rc = op_interest(b, channel, chlen, true, NULL, NULL);
+	/* Hold the subscription's interest (as a subscriber would) until done. */
+	int rc = op_interest(b, j->channel, j->chlen, true, NULL, NULL);
 	if (rc != 0) {
-		free(j->channel);
-		free(j);
+		job_free(j);
 		return rc;
 	}
 	pthread_mutex_lock(&b->lock);
@@ -714,49 +779,39 @@ static void release_held(rbus *b)
 static void job_finish(rbus *b, rjob *j, int err)
 {
 	if (err)
-		j->fn(j->arg, err, NULL, 0, 0);
+		j->fn(j->arg, err, NULL, 0);
 	else
-		j->fn(j->arg, 0, j->recs, j->n, j->newest);
+		j->fn(j->arg, 0, j->chans, j->nchans);
 	op_interest(b, j->channel, j->chlen, false, NULL, NULL);
 	if (b->paused == j) {
 		b->paused = NULL;
 		release_held(b);
 	}
-	for (size_t i = 0; i < j->n; i++)
-		free((void *)j->recs[i].json);
-	free(j->recs);
-	free(j->channel);
-	free(j);
+	job_free(j);
 }
 
-/* The replay script's answer: {newest, {{"<id>-0", {"t", time, "d", json}}, ...}}. */
-static void replay_cb(redisAsyncContext *ac, void *reply, void *priv)
+/* Copies one channel's part of the replay answer: {channel, newest,
+ * {{"<id>-0", {"t", time, "d", json}}, ...}}. False when malformed. */
+static bool copy_channel(const redisReply *c, bx_store_replayed *out)
 {
-	(void)ac;
-	rjob *j = priv;
-	redisReply *r = reply;
-	rbus *b = ac->data ? ((rconn *)ac->data)->bus : NULL;
-	if (!b)
-		return;
-	if (b->inflight)
-		b->inflight--;
-	if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-	    r->element[0]->type != REDIS_REPLY_INTEGER || r->element[1]->type != REDIS_REPLY_ARRAY) {
-		if (r && r->type == REDIS_REPLY_ERROR)
-			bx_warn("redis: a history replay failed: %s", r->str);
-		job_unlink(b, j);
-		job_finish(b, j, -BX_ESTATE);
-		return;
-	}
-	redisReply *es = r->element[1];
-	j->recs = calloc(es->elements ? es->elements : 1, sizeof *j->recs);
-	if (!j->recs) {
-		job_unlink(b, j);
-		job_finish(b, j, -BX_ENOMEM);
-		return;
-	}
+	if (c->type != REDIS_REPLY_ARRAY || c->elements != 3 || !is_str(c->element[0]) ||
+	    c->element[1]->type != REDIS_REPLY_INTEGER || c->element[2]->type != REDIS_REPLY_ARRAY)
+		return false;
+	char *name = malloc(c->element[0]->len + 1);
+	if (!name)
+		return false;
+	memcpy(name, c->element[0]->str, c->element[0]->len);
+	name[c->element[0]->len] = '\0';
+	out->channel = name;
+	out->chlen = c->element[0]->len;
+	out->newest = c->element[1]->integer > 0 ? (uint64_t)c->element[1]->integer : 0;
+	const redisReply *es = c->element[2];
+	bx_store_rec *recs = calloc(es->elements ? es->elements : 1, sizeof *recs);
+	if (!recs)
+		return false;
+	out->recs = recs;
 	for (size_t i = 0; i < es->elements; i++) {
-		redisReply *e = es->element[i];
+		const redisReply *e = es->element[i];
 		uint64_t id;
 		int64_t t = 0;
 		const redisReply *data = NULL;
@@ -764,7 +819,7 @@ static void replay_cb(redisAsyncContext *ac, void *reply, void *priv)
 		    bx_wire_stream_id(e->element[0]->str, e->element[0]->len, &id) != 0 ||
 		    e->element[1]->type != REDIS_REPLY_ARRAY)
 			continue;
-		redisReply *f = e->element[1];
+		const redisReply *f = e->element[1];
 		for (size_t k = 0; k + 1 < f->elements; k += 2) {
 			if (!is_str(f->element[k]) || !is_str(f->element[k + 1]))
 				continue;
@@ -777,16 +832,44 @@ static void replay_cb(redisAsyncContext *ac, void *reply, void *priv)
 			continue;
 		char *json = malloc(data->len);
 		if (!json)
-			break;
+			return false;
 		memcpy(json, data->str, data->len);
-		j->recs[j->n++] = (bx_store_rec){.channel = j->channel,
-		                                  .chlen = j->chlen,
-		                                  .json = json,
-		                                  .len = data->len,
-		                                  .time_ms = t,
-		                                  .id = id};
+		recs[out->n++] = (bx_store_rec){.channel = out->channel,
+		                                 .chlen = out->chlen,
+		                                 .json = json,
+		                                 .len = data->len,
+		                                 .time_ms = t,
+		                                 .id = id};
 	}
-	j->newest = r->element[0]->integer > 0 ? (uint64_t)r->element[0]->integer : 0;
+	return true;
+}
+
+/* The replay script's answer. */
+static void replay_cb(redisAsyncContext *ac, void *reply, void *priv)
+{
+	rjob *j = priv;
+	redisReply *r = reply;
+	rbus *b = ac->data ? ((rconn *)ac->data)->bus : NULL;
+	if (!b)
+		return;
+	if (b->inflight)
+		b->inflight--;
+	bool ok = r && r->type == REDIS_REPLY_ARRAY;
+	if (ok && r->elements) {
+		j->chans = calloc(r->elements, sizeof *j->chans);
+		ok = j->chans != NULL;
+		for (size_t i = 0; ok && i < r->elements; i++) {
+			ok = copy_channel(r->element[i], &j->chans[i]);
+			j->nchans = i + 1; /* (what copy_channel filled in is freed with the job) */
+		}
+	}
+	if (!ok) {
+		if (r && r->type == REDIS_REPLY_ERROR)
+			bx_warn("redis: a history replay failed: %s", r->str);
+		job_unlink(b, j);
+		job_finish(b, j, -BX_ESTATE);
+		return;
+	}
 	j->got_reply = true;
 	if (j->got_cut) {
 		job_unlink(b, j);
@@ -818,6 +901,19 @@ static void cut_arrived(rbus *b, uint64_t token)
 	}
 }
 
+/* Where a job's cut is published: its channel's Redis channel, or for a
+ * pattern ("<prefix>:/a/ *", escaped) the channel "<prefix>:/a/", which the
+ * pattern matches and no Bayeux channel is. Returns its length. */
+static size_t cut_channel(const rbus *b, const rjob *j, char *out)
+{
+	if (!j->pattern) {
+		memcpy(out, j->key, j->klen + 1);
+		return j->klen;
+	}
+	size_t base = j->chlen - (j->chlen >= 3 && j->channel[j->chlen - 2] == '*' ? 2 : 1);
+	return history_key(b, "", j->channel, base, out);
+}
+
 /* Sends replays whose interest is confirmed; fails those that waited too
  * long (loop thread). */
 static void flush_jobs(rbus *b, int64_t now, bool up)
@@ -827,28 +923,50 @@ static void flush_jobs(rbus *b, int64_t now, bool up)
 	for (rjob **pp = &b->jobs; *pp;) {
 		rjob *j = *pp;
 		if (!j->sent) {
-			entry *e = entry_find(b, j->key, j->klen, false);
-			if (up && b->pub.ac && e && e->active) {
-				char seqk[HKEY_MAX], strk[HKEY_MAX], after[24], limit[24];
-				char cut[BX_WIRE_HEADER_MAX];
-				const char *ch = j->channel;
-				size_t l1 = history_key(b, "histseq:", ch, j->chlen, seqk);
-				size_t l2 = history_key(b, "history:", ch, j->chlen, strk);
-				size_t l3 = (size_t)snprintf(after, sizeof after, "%llu",
-				                             (unsigned long long)j->after);
-				size_t l4 = (size_t)snprintf(limit, sizeof limit, "%zu", j->limit);
+			entry *e = entry_find(b, j->key, j->klen, j->pattern);
+			size_t argc = 10 + 2 * j->nnamed;
+			const char **argv = up && b->pub.ac && e && e->active ? malloc(argc * sizeof *argv) : NULL;
+			size_t *lens = argv ? malloc(argc * sizeof *lens) : NULL;
+			char (*nums)[24] = lens ? malloc((j->nnamed + 2) * sizeof *nums) : NULL;
+			if (nums) {
+				char set[HKEY_MAX], cutch[HKEY_MAX], cut[BX_WIRE_HEADER_MAX];
+				size_t setl = history_key(b, "histchannels", "", 0, set);
+				size_t cutchl = cut_channel(b, j, cutch);
 				j->token = ++b->tokens;
-				size_t l5 = bx_wire_cut(cut, b->origin, j->token);
-				const char *argv[9] = {"EVAL", REPLAY_LUA, "3", seqk, strk, j->key,
-				                       after, limit, cut};
-				size_t lens[9] = {4, sizeof REPLAY_LUA - 1, 1, l1, l2, j->klen, l3, l4, l5};
-				if (redisAsyncCommandArgv(b->pub.ac, replay_cb, j, 9, argv, lens) ==
-				    REDIS_OK) {
+				size_t cutl = bx_wire_cut(cut, b->origin, j->token);
+				snprintf(nums[0], 24, "%zu", j->limit);
+				if (j->has_after)
+					snprintf(nums[1], 24, "%llu", (unsigned long long)j->after);
+				else
+					nums[1][0] = '\0';
+				const char *fixed[10] = {"EVAL", REPLAY_LUA, "2", set, cutch, b->prefix,
+				                         j->channel, nums[0], cut, nums[1]};
+				size_t flen[10] = {4, sizeof REPLAY_LUA - 1, 1, setl, cutchl, strlen(b->prefix),
+				                   j->chlen, strlen(nums[0]), cutl, strlen(nums[1])};
+				for (size_t k = 0; k < 10; k++) {
+					argv[k] = fixed[k];
+					lens[k] = flen[k];
+				}
+				for (size_t i = 0; i < j->nnamed; i++) {
+					snprintf(nums[2 + i], 24, "%llu", (unsigned long long)j->named[i].after);
+					argv[10 + 2 * i] = j->named[i].channel;
+					lens[10 + 2 * i] = j->named[i].chlen;
+					argv[11 + 2 * i] = nums[2 + i];
+					lens[11 + 2 * i] = strlen(nums[2 + i]);
+				}
+				int rc = redisAsyncCommandArgv(b->pub.ac, replay_cb, j, (int)argc, argv, lens);
+				free(nums);
+				free(lens);
+				free(argv);
+				if (rc == REDIS_OK) {
 					j->sent = true;
 					b->inflight++;
 					pp = &j->next;
 					continue;
 				}
+			} else {
+				free(lens);
+				free(argv);
 			}
 		}
 		/* Not sent in time, or answered but its cut is late. */

@@ -518,65 +518,130 @@ void bx_replay_gaps_write(bx_buf *o, bx_replay_result *r)
 
 /*---- Replay from a shared store ------------------------------------------------------*/
 
+/* One deferred subscription: what ext.replay asked, kept until the cut. */
 typedef struct later {
 	bx_server *srv;
 	bx_session *s; /* one reference */
-	int64_t value;
+	int64_t value; /* the pattern's own value */
 	bx_history_later_fn fn;
 	void *arg;
+	bx_store_after *named; /* channels ext.replay names under a wildcard */
+	int64_t *nvalues;      /* ... and their values */
+	size_t nnamed;
 	size_t len;
-	char channel[];
+	char pattern[];
 } later;
+
+static bool is_wild(const char *pattern, size_t plen)
+{
+	return plen && pattern[plen - 1] == '*';
+}
 
 bool bx_history_defers(bx_server *srv, const char *pattern, size_t plen, json_object *replay)
 {
 	bx_history *h = srv->history;
-	if (!h || !h->store.ops->shared || !plen || pattern[plen - 1] == '*')
+	if (!h || !h->store.ops->shared || !replay)
 		return false;
-	return bx_replay_value(replay, pattern, plen) != BX_REPLAY_NEW &&
-	       bx_history_rule(h, pattern, plen) != NULL;
+	int64_t value = bx_replay_value(replay, pattern, plen);
+	if (!is_wild(pattern, plen))
+		return value != BX_REPLAY_NEW && bx_history_rule(h, pattern, plen) != NULL;
+	/* Under a wildcard: the pattern's value, or channels named on their own. */
+	return value != BX_REPLAY_NEW || json_object_object_length(replay) >= 2;
 }
 
-/* The engine's cut (store.h replay): subscribe, then queue the records, on
- * the engine's thread, before any later record of the channel arrives. */
-static void replayed(void *arg, int err, const bx_store_rec *recs, size_t n, uint64_t newest)
+static void later_free(later *l)
+{
+	for (size_t i = 0; i < l->nnamed; i++)
+		free((char *)l->named[i].channel);
+	free(l->named);
+	free(l->nvalues);
+	bx_session_unref(l->s);
+	free(l);
+}
+
+static int cmp_replayed(const void *a, const void *b)
+{
+	const bx_store_replayed *x = *(const bx_store_replayed *const *)a;
+	const bx_store_replayed *y = *(const bx_store_replayed *const *)b;
+	size_t n = x->chlen < y->chlen ? x->chlen : y->chlen;
+	int c = memcmp(x->channel, y->channel, n);
+	return c ? c : (x->chlen > y->chlen) - (x->chlen < y->chlen);
+}
+
+/* The value ext.replay gave channel (named on its own, else the pattern's). */
+static int64_t value_of(const later *l, const char *ch, size_t len)
+{
+	for (size_t i = 0; i < l->nnamed; i++)
+		if (l->named[i].chlen == len && memcmp(l->named[i].channel, ch, len) == 0)
+			return l->nvalues[i];
+	return l->value;
+}
+
+/* The engine's cut (store.h replay): subscribe, then queue each channel's
+ * records (channels in name order, ids in order), on the engine's thread,
+ * before any later record of them arrives. */
+static void replayed(void *arg, int err, const bx_store_replayed *chans, size_t nchans)
 {
 	later *l = arg;
 	bx_server *srv = l->srv;
 	bx_history *h = srv->history;
 	bx_replay_result out = {0};
 	int rc = err ? 1 : 0;
+	const bx_store_replayed **order = nchans ? malloc(nchans * sizeof *order) : NULL;
+	if (rc == 0 && nchans && !order)
+		rc = -BX_ENOMEM;
 	pthread_mutex_lock(&h->lock);
 	if (rc == 0 && h->closed)
 		rc = 1;
 	if (rc == 0)
-		rc = bx_router_subscribe(&srv->router, l->s, l->channel, l->len);
+		rc = bx_router_subscribe(&srv->router, l->s, l->pattern, l->len);
 	if (rc == 0) {
-		const bx_retain_rule *rule = bx_history_rule(h, l->channel, l->len);
-		replay_ctx x = {.srv = srv,
-		                .s = l->s,
-		                .bound = newest,
-		                .min_time = rule && rule->age_ms ? h->wall() - rule->age_ms
-		                                                 : INT64_MIN,
-		                .left = srv->cfg.max_queue};
-		for (size_t i = 0; i < n && replay_visit(&x, &recs[i]) == 0; i++)
-			;
-		out.replayed = x.n;
-		atomic_fetch_add(&h->replayed, x.n);
-		bool reset = l->value >= 0 && (uint64_t)l->value > newest;
-		note_gap(&out, l->channel, l->len, l->value, reset, x.first, newest);
+		for (size_t i = 0; i < nchans; i++)
+			order[i] = &chans[i];
+		if (nchans > 1)
+			qsort(order, nchans, sizeof *order, cmp_replayed);
+		size_t left = srv->cfg.max_queue;
+		for (size_t i = 0; i < nchans; i++) {
+			const bx_store_replayed *c = order[i];
+			const bx_retain_rule *rule = bx_history_rule(h, c->channel, c->chlen);
+			int64_t value = value_of(l, c->channel, c->chlen);
+			if (!rule || value == BX_REPLAY_NEW ||
+			    !bx_channel_matches(l->pattern, l->len, c->channel, c->chlen))
+				continue;
+			replay_ctx x = {.srv = srv,
+			                .s = l->s,
+			                .bound = c->newest,
+			                .min_time = rule->age_ms ? h->wall() - rule->age_ms : INT64_MIN,
+			                .left = left};
+			for (size_t k = 0; k < c->n && replay_visit(&x, &c->recs[k]) == 0; k++)
+				;
+			left = x.left;
+			out.replayed += x.n;
+			atomic_fetch_add(&h->replayed, x.n);
+			bool reset = value >= 0 && (uint64_t)value > c->newest;
+			note_gap(&out, c->channel, c->chlen, value, reset, x.first, c->newest);
+		}
 	}
 	pthread_mutex_unlock(&h->lock);
+	free(order);
 	l->fn(l->arg, rc, &out);
-	bx_session_unref(l->s);
-	free(l);
+	later_free(l);
+}
+
+/* What to read for a value: ALL → after 0; an id → after it; NEW → none. */
+static bool after_of(int64_t value, uint64_t *after)
+{
+	if (value == BX_REPLAY_NEW)
+		return false;
+	*after = value == BX_REPLAY_ALL ? 0 : (uint64_t)value;
+	return true;
 }
 
 int bx_history_subscribe_later(bx_server *srv, bx_session *s, const char *pattern, size_t plen,
                                json_object *replay, bx_history_later_fn fn, void *arg)
 {
 	bx_history *h = srv->history;
-	later *l = malloc(sizeof *l + plen + 1);
+	later *l = calloc(1, sizeof *l + plen + 1);
 	if (!l)
 		return -BX_ENOMEM;
 	l->srv = srv;
@@ -586,14 +651,46 @@ int bx_history_subscribe_later(bx_server *srv, bx_session *s, const char *patter
 	l->fn = fn;
 	l->arg = arg;
 	l->len = plen;
-	memcpy(l->channel, pattern, plen);
-	l->channel[plen] = '\0';
-	uint64_t after = l->value == BX_REPLAY_ALL ? 0 : (uint64_t)l->value;
-	int rc = h->store.ops->replay(h->store.self, l->channel, plen, after, srv->cfg.max_queue,
-	                              replayed, l);
+	memcpy(l->pattern, pattern, plen);
+	bool wild = is_wild(pattern, plen);
+	/* Under a wildcard, the channels ext.replay names on their own (with an
+	 * id or -2: a -1 leaves the pattern's value to them). */
+	size_t cap = wild && replay ? (size_t)json_object_object_length(replay) : 0;
+	if (cap && (!(l->named = calloc(cap, sizeof *l->named)) ||
+	            !(l->nvalues = calloc(cap, sizeof *l->nvalues)))) {
+		later_free(l);
+		return -BX_ENOMEM;
+	}
+	if (cap) {
+		json_object_object_foreach(replay, key, val)
+		{
+			(void)val;
+			size_t klen = strlen(key);
+			int64_t v = bx_replay_value(replay, key, klen);
+			uint64_t after;
+			if (is_wild(key, klen) || !bx_channel_matches(pattern, plen, key, klen) ||
+			    !after_of(v, &after))
+				continue;
+			char *c = malloc(klen + 1);
+			if (!c) {
+				later_free(l);
+				return -BX_ENOMEM;
+			}
+			memcpy(c, key, klen + 1);
+			l->named[l->nnamed] = (bx_store_after){.channel = c, .chlen = klen, .after = after};
+			l->nvalues[l->nnamed++] = v;
+		}
+	}
+	bx_store_replay_req req = {.pattern = l->pattern,
+	                           .plen = plen,
+	                           .named = l->named,
+	                           .nnamed = l->nnamed,
+	                           .limit = srv->cfg.max_queue};
+	req.has_after = after_of(l->value, &req.after);
+	int rc = h->store.ops->replay(h->store.self, &req, replayed, l);
 	if (rc != 0) {
-		bx_session_unref(s);
-		free(l);
+		l->fn = NULL;
+		later_free(l);
 	}
 	return rc;
 }

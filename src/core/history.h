@@ -144,9 +144,10 @@ size_t bx_history_bus_deliver(struct bx_server *srv, const char *channel, size_t
                               const char *json, size_t len, uint64_t id);
 
 /* With a shared store (store.h: several nodes, one history), a subscription
- * to a retained channel with a replay value cannot be read here and now: it
- * waits for the store's cut. True when pattern's subscription is such a one
- * (an exact retained channel that replay gives a value). */
+ * with a replay value cannot be read here and now: it waits for the store's
+ * cut. True when pattern's subscription is such a one (an exact retained
+ * channel that replay gives a value, or a wildcard that replay gives a
+ * value or whose channels it names). */
 bool bx_history_defers(struct bx_server *srv, const char *pattern, size_t plen,
                        json_object *replay);
 /* Called once a deferred subscription is made: rc is what

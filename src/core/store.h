@@ -32,12 +32,42 @@ typedef struct bx_store_rec {
  * the replay id of the first record (0 on failure). It may run on the
  * engine's own thread, or before append returns. */
 typedef void (*bx_store_done_fn)(void *arg, int err, uint64_t id);
-/* A shared store's replay (replay below): the records of channel after the
- * asked id (oldest first, at most the asked number), and newest, the last
- * id the channel was ever given at the cut. err < 0: no replay (the store is
- * unreachable); recs is NULL then. */
-typedef void (*bx_store_replay_fn)(void *arg, int err, const bx_store_rec *recs, size_t n,
-                                   uint64_t newest);
+/* A shared store's replay (replay below). What to read: the channel, or
+ * every channel a wildcard pattern matches, each after its own id: a
+ * channel named in `named` after its id there, another after `after` when
+ * has_after, else not at all. ALL ids are "after": 0 reads everything. */
+typedef struct bx_store_after {
+	const char *channel;
+	size_t chlen;
+	uint64_t after;
+} bx_store_after;
+
+typedef struct bx_store_replay_req {
+	const char *pattern; /* a channel name, or /a/ * or /a/ ** */
+	size_t plen;
+	bool has_after;
+	uint64_t after;
+	const bx_store_after *named;
+	size_t nnamed;
+	size_t limit; /* most records per channel (0: no limit) */
+} bx_store_replay_req;
+
+/* What a replay read for one channel: its records after the asked id
+ * (oldest first; all of them when the id is beyond newest, a history that
+ * was lost), and newest, the last id the channel was ever given at the cut. */
+typedef struct bx_store_replayed {
+	const char *channel;
+	size_t chlen;
+	const bx_store_rec *recs;
+	size_t n;
+	uint64_t newest;
+} bx_store_replayed;
+
+/* Called once per replay, with one entry per channel read (none when the
+ * pattern matched no channel with history); err < 0: no replay (the store
+ * is unreachable), chans NULL. */
+typedef void (*bx_store_replay_fn)(void *arg, int err, const bx_store_replayed *chans, size_t n);
+
 /* Called for each record read; a non-zero return stops the read. */
 typedef int (*bx_store_visit_fn)(void *arg, const bx_store_rec *rec);
 /* Called for each channel that has history; a non-zero return stops. */
@@ -78,15 +108,14 @@ typedef struct bx_store_ops {
 	 * (and gives its id), and the core does not deliver it itself. The
 	 * synchronous reads above may then answer -BX_ESTATE. */
 	bool shared;
-	/* Reads channel's records after `after` (all when after is beyond the
-	 * newest id) and calls fn once, on the engine's thread, at the cut: every
-	 * later record of channel reaches this node through the bus after fn
-	 * returns, none before it belongs to what fn got. So a caller that
-	 * subscribes in fn, then queues the records, misses nothing and
-	 * receives nothing twice. Returns 0 (fn will be called, with err < 0
-	 * when the store is unreachable) or a negative BX_E* code. */
-	int (*replay)(void *self, const char *channel, size_t chlen, uint64_t after, size_t limit,
-	              bx_store_replay_fn fn, void *arg);
+	/* Reads what req asks and calls fn once, on the engine's thread, at
+	 * the cut: every later record of those channels reaches this node
+	 * through the bus after fn returns, none before it belongs to what fn
+	 * got. So a caller that subscribes to req->pattern in fn, then queues
+	 * the records, misses nothing and receives nothing twice. The engine
+	 * copies req. Returns 0 (fn will be called, with err < 0 when the
+	 * store is unreachable) or a negative BX_E* code. */
+	int (*replay)(void *self, const bx_store_replay_req *req, bx_store_replay_fn fn, void *arg);
 } bx_store_ops;
 
 typedef struct bx_store {

@@ -43,6 +43,16 @@ async function subscribe(d, ch, replay) {
   return {s, reply: replies.find((m) => m.channel === '/meta/subscribe')};
 }
 
+/** A raw session on node d subscribed to pattern with the whole ext.replay map. */
+async function subscribeMap(d, pattern, replay) {
+  const s = new RawSession(d.url);
+  await s.handshake();
+  sessions.push(s);
+  const replies = await s.exchange([{channel: '/meta/subscribe', clientId: s.clientId,
+    subscription: pattern, id: newId(), ext: {replay}}]);
+  return {s, reply: replies.find((m) => m.channel === '/meta/subscribe')};
+}
+
 /** Connects until `want` deliveries arrived (or connects stay empty). */
 async function drain(s, want, {max = 200} = {}) {
   const messages = [];
@@ -107,6 +117,29 @@ describe('cluster history', {skip}, () => {
     assert.deepEqual((await drain(s, 5)).map((m) => m.ext.replayId), [1, 2, 3, 4, 5]);
   });
 
+  test('a wildcard replays every retained channel it matches, on a node that never saw them',
+    async () => {
+      const base = uniqueChannel('/hist/wild');
+      for (const [ch, n] of [['a', 3], ['b', 2], ['a/deep', 2]]) {
+        for (let i = 0; i < n; i++) await backendPublish(nodes[0], `${base}/${ch}`, {ch, i});
+      }
+      // One segment: a and b (in channel order, ids in order), not a/deep.
+      const one = await subscribeMap(nodes[2], `${base}/*`, {[`${base}/*`]: -2});
+      assert.equal(one.reply.successful, true, JSON.stringify(one.reply));
+      assert.deepEqual((await drain(one.s, 5)).map((m) => [m.channel.slice(base.length), m.ext.replayId]),
+        [['/a', 1], ['/a', 2], ['/a', 3], ['/b', 1], ['/b', 2]]);
+      // Any depth, the pattern's value -1 (nothing) but a channel named with its last id.
+      const named = await subscribeMap(nodes[1], `${base}/**`,
+        {[`${base}/**`]: -1, [`${base}/a`]: 2, [`${base}/a/deep`]: 0});
+      assert.equal(named.reply.successful, true, JSON.stringify(named.reply));
+      assert.deepEqual((await drain(named.s, 3)).map((m) => [m.channel.slice(base.length), m.ext.replayId]),
+        [['/a', 3], ['/a/deep', 1], ['/a/deep', 2]]);
+      // Live ones follow on every channel of the pattern.
+      await backendPublish(nodes[0], `${base}/b`, {live: true});
+      assert.deepEqual((await drain(named.s, 1)).map((m) => [m.channel.slice(base.length), m.ext.replayId]),
+        [['/b', 3]]);
+    });
+
   test('the stream is trimmed to the retained count; an expired id is reported as a gap',
     async () => {
       const ch = uniqueChannel('/hist/trim');
@@ -134,11 +167,14 @@ describe('cluster history', {skip}, () => {
         await backendPublish(nodes[k], ch, {k});
       }
     });
-    // Subscribers with replay join on node 2 while the publishers run.
+    // Subscribers with replay join on node 2 while the publishers run: five to the
+    // channel, two to a wildcard over it (its only channel).
+    const parent = ch.slice(0, ch.lastIndexOf('/'));
     const joins = [];
-    for (let j = 0; j < 5; j++) {
+    for (let j = 0; j < 7; j++) {
       await sleep(40);
-      joins.push(await subscribe(nodes[1], ch, -2));
+      joins.push(j < 5 ? await subscribe(nodes[1], ch, -2)
+        : await subscribeMap(nodes[1], `${parent}/*`, {[`${parent}/*`]: -2}));
     }
     await Promise.all(pubs);
     stop = true;
