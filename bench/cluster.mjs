@@ -200,9 +200,20 @@ async function layout(kind, nodes) {
       } catch { counts.push(null); }
     }
   }
+  if (result && result.delivery_ratio < 1 && process.env.BENCH_GDB) {
+    for (const [i, n] of ns.entries()) {
+      try {
+        const bt = execFileSync('gdb', ['-p', String(n.pid), '-batch', '-ex', 'thread apply all bt 8'],
+          { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 30000 });
+        fs.writeFileSync(`/tmp/bench-node${i + 1}.bt`, bt);
+      } catch (e) { console.error(`gdb on node ${i + 1}: ${e.message}`); }
+    }
+  }
   for (const n of ns) await stopProc(n);
   if (result && result.delivery_ratio < 1 && counts.length) {
     console.error(`${kind} × ${nodes}: delivered ${(100 * result.delivery_ratio).toFixed(2)}%; the nodes' own counts: ${JSON.stringify(counts)}`);
+    if (err.trim()) console.error(`generator said: ${err.trim().slice(-1500)}`);
+    console.error(`generator result: ${JSON.stringify(result).slice(0, 1500)}`);
   }
   if (result && result.delivery_ratio < 1 && process.env.BENCH_SHOW_LOSS) {
     for (const [i, n] of ns.entries()) console.error(`--- node ${i + 1} log:\n${n.log().slice(-3000)}`);
