@@ -405,12 +405,71 @@ static int op_ready(void *self, const char *pattern, size_t len, bx_bus_done_fn 
 	return 0;
 }
 
+/* Takes everything queued (caller holds the lock). */
+static pubmsg *take_queue_locked(rbus *b)
+{
+	pubmsg *q = b->qhead;
+	b->qhead = b->qtail = NULL;
+	b->qlen = 0;
+	return q;
+}
+
+/* What an append's done hears when Redis did not take it. */
+static void append_failed(pubmsg *p)
+{
+	if (p->done)
+		p->done(p->arg, -BX_ESTATE, 0);
+	free(p);
+}
+
+/* Frees what will not be sent: appends hear they failed. Returns how many. */
+static uint64_t drop_queued(pubmsg *q)
+{
+	uint64_t n = 0;
+	for (pubmsg *p = q, *next; p; p = next, n++) {
+		next = p->next;
+		append_failed(p);
+	}
+	return n;
+}
+
+/* Queues p with the next seq (its header written by the caller's fill
+ * with that seq) and kicks the loop; -BX_ESTATE (p freed) once stopped. */
+static int enqueue(rbus *b, pubmsg *p, void (*fill)(rbus *b, pubmsg *p, uint64_t seq))
+{
+	pthread_mutex_lock(&b->lock);
+	if (b->stop) {
+		pthread_mutex_unlock(&b->lock);
+		free(p);
+		return -BX_ESTATE;
+	}
+	fill(b, p, ++b->seq);
+	if (b->qtail)
+		b->qtail->next = p;
+	else
+		b->qhead = p;
+	b->qtail = p;
+	b->qlen++;
+	pthread_mutex_unlock(&b->lock);
+	kick(b);
+	return 0;
+}
+
+/* A PUBLISH's payload: the header, then the message (placed after it). */
+static void fill_publish(rbus *b, pubmsg *p, uint64_t seq)
+{
+	char hdr[BX_WIRE_HEADER_MAX];
+	size_t hl = bx_wire_header(hdr, b->origin, seq);
+	memmove(p->payload + hl, p->payload + BX_WIRE_HEADER_MAX, p->plen);
+	memcpy(p->payload, hdr, hl);
+	p->plen += hl;
+}
+
 static int op_publish(void *self, const char *channel, size_t chlen, const bx_msg *m)
 {
 	rbus *b = self;
 	if (!atomic_load(&b->up))
 		return -BX_ESTATE; /* counted by the loop as it finds out; local delivery is done */
-	char hdr[BX_WIRE_HEADER_MAX];
 	size_t plen = strlen(b->prefix);
 	size_t klen = plen + 1 + chlen;
 	pubmsg *p = malloc(sizeof *p + klen + BX_WIRE_HEADER_MAX + m->len);
@@ -424,25 +483,10 @@ static int op_publish(void *self, const char *channel, size_t chlen, const bx_ms
 	p->payload = p->key + klen;
 	p->next = NULL;
 	p->done = NULL; /* a PUBLISH, not an append */
-	pthread_mutex_lock(&b->lock);
-	if (b->stop) {
-		pthread_mutex_unlock(&b->lock);
-		free(p);
-		return -BX_ESTATE;
-	}
-	size_t hl = bx_wire_header(hdr, b->origin, ++b->seq);
-	memcpy(p->payload, hdr, hl);
-	memcpy(p->payload + hl, m->data, m->len);
-	p->plen = hl + m->len;
-	if (b->qtail)
-		b->qtail->next = p;
-	else
-		b->qhead = p;
-	b->qtail = p;
-	b->qlen++;
-	pthread_mutex_unlock(&b->lock);
-	kick(b);
-	return 0;
+	/* The message waits after room for the header (fill_publish). */
+	memcpy(p->payload + BX_WIRE_HEADER_MAX, m->data, m->len);
+	p->plen = m->len;
+	return enqueue(b, p, fill_publish);
 }
 
 static bool op_healthy(void *self)
@@ -543,6 +587,13 @@ static size_t history_key(const rbus *b, const char *what, const char *ch, size_
 
 #define HKEY_MAX (BX_REDIS_PREFIX_MAX + 16 + BX_CHANNEL_MAX_LEN)
 
+/* An append's header argument, without its '\n' (the script adds " r<id>\n"). */
+static void fill_append(rbus *b, pubmsg *p, uint64_t seq)
+{
+	size_t hl = bx_wire_header((char *)p->argv[7], b->origin, seq);
+	p->lens[7] = hl ? hl - 1 : 0;
+}
+
 static int st_append(void *self, bx_store_rec *recs, size_t n, bx_store_done_fn done, void *arg)
 {
 	rbus *b = self;
@@ -590,31 +641,7 @@ static int st_append(void *self, bx_store_rec *recs, size_t n, bx_store_done_fn 
 	p->lens[12] = r->chlen;
 	for (int k = 0; k < 3; k++)
 		p->lens[k] = strlen(p->argv[k]);
-	pthread_mutex_lock(&b->lock);
-	if (b->stop) {
-		pthread_mutex_unlock(&b->lock);
-		free(p);
-		return -BX_ESTATE;
-	}
-	size_t hl = bx_wire_header((char *)p->argv[7], b->origin, ++b->seq);
-	p->lens[7] = hl ? hl - 1 : 0;
-	if (b->qtail)
-		b->qtail->next = p;
-	else
-		b->qhead = p;
-	b->qtail = p;
-	b->qlen++;
-	pthread_mutex_unlock(&b->lock);
-	kick(b);
-	return 0;
-}
-
-/* What an append's done hears when Redis did not take it. */
-static void append_failed(pubmsg *p)
-{
-	if (p->done)
-		p->done(p->arg, -BX_ESTATE, 0);
-	free(p);
+	return enqueue(b, p, fill_append);
 }
 
 static void job_free(rjob *j)
@@ -1212,19 +1239,11 @@ static void went_down(rbus *b, const char *why)
 			e->unconfirmed = 0;
 			take_waiters(b, e, &all);
 		}
-	pubmsg *q = b->qhead;
-	b->qhead = b->qtail = NULL;
-	b->qlen = 0;
+	pubmsg *q = take_queue_locked(b);
 	pthread_mutex_unlock(&b->lock);
-	for (pubmsg *p = q, *next; p; p = next) {
-		next = p->next;
-		b->dropped++;
-		atomic_fetch_add(&b->m_dropped, 1);
-		if (p->done)
-			append_failed(p);
-		else
-			free(p);
-	}
+	uint64_t n = drop_queued(q);
+	b->dropped += n;
+	atomic_fetch_add(&b->m_dropped, n);
 	run_waiters(all, -BX_ESTATE);
 	fail_jobs(b);
 	b->retry_at = now_ms() + b->backoff;
@@ -1402,9 +1421,7 @@ static void flush(rbus *b)
 	int64_t now = now_ms();
 	waiter *failed = NULL;
 	pthread_mutex_lock(&b->lock);
-	pubmsg *q = b->qhead;
-	b->qhead = b->qtail = NULL;
-	b->qlen = 0;
+	pubmsg *q = take_queue_locked(b);
 	bool up = atomic_load(&b->up);
 	entry *d = b->dirty, *keep = NULL;
 	b->dirty = NULL;
@@ -1552,17 +1569,9 @@ static void op_stop(void *self)
 	run_waiters(all, -BX_ESTATE);
 	/* What the loop did not send: appends and replays hear it failed. */
 	pthread_mutex_lock(&b->lock);
-	pubmsg *q = b->qhead;
-	b->qhead = b->qtail = NULL;
-	b->qlen = 0;
+	pubmsg *q = take_queue_locked(b);
 	pthread_mutex_unlock(&b->lock);
-	for (pubmsg *p = q, *next; p; p = next) {
-		next = p->next;
-		if (p->done)
-			append_failed(p);
-		else
-			free(p);
-	}
+	drop_queued(q);
 	fail_jobs(b);
 	if (b->dropped)
 		bx_info("redis: %llu publishes were not sent to other nodes (Redis down or slow)",
