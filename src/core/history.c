@@ -204,16 +204,11 @@ bx_msg *bx_msg_with_replay_id(const char *json, size_t len, uint64_t id)
 /*---- Publishing ------------------------------------------------------------------*/
 
 /* One retained publish between append and its delivery. The caller and the
- * engine's done each hold a reference. The id: a synchronous engine calls
- * done inside append, when only `rec` (the caller's) has it; otherwise the
- * caller copies it to `id` before it lets go of the history lock, which
- * done takes first. */
+ * engine's done each hold a reference. */
 typedef struct pub {
 	atomic_uint refs;
 	bx_server *srv;
-	bx_msg *raw;             /* the delivered JSON without a replay id */
-	const bx_store_rec *rec; /* the caller's, while inside append */
-	uint64_t id;
+	bx_msg *raw; /* the delivered JSON without a replay id */
 	bx_history_done_fn done;
 	void *arg;
 	size_t chlen;
@@ -228,36 +223,34 @@ static void pub_unref(pub *p)
 	}
 }
 
-/* Queues m, with replay id `id`, for every subscriber of channel and
- * records it as delivered live. Caller holds h->lock. */
-static void deliver_with_id(bx_history *h, bx_server *srv, const char *channel, size_t len,
-                            const char *json, size_t jlen, uint64_t id)
+/* Queues the delivered JSON, with replay id `id` added, for every
+ * subscriber of channel. Caller holds h->lock. */
+static void deliver_with_id(bx_server *srv, const char *channel, size_t len, const char *json,
+                            size_t jlen, uint64_t id)
 {
 	bx_msg *m = bx_msg_with_replay_id(json, jlen, id);
 	if (m) {
-		bx_sessvec subs = {0};
-		bx_router_match(&srv->router, channel, len, &subs);
-		for (size_t i = 0; i < subs.n; i++)
-			bx_session_deliver(subs.v[i], m);
-		bx_sessvec_release(&subs);
+		bx_router_deliver(&srv->router, channel, len, m);
 		bx_msg_unref(m);
 	}
-	bx_hist_chan *c = chan_get(h, channel, len, id);
-	if (c && c->delivered < id)
-		c->delivered = id;
 }
 
-/* The engine's done: deliver under the history lock (a shared store's
- * append comes back through the bus instead), then tell the caller. */
-static void published(void *arg, int err, uint64_t done_id)
+/* The engine's done (with the id it gave): deliver under the history lock
+ * and record the channel's last id delivered live, which bounds replays (a
+ * shared store's append comes back through the bus instead, and its
+ * replays are bounded by the store's cut), then tell the caller. */
+static void published(void *arg, int err, uint64_t id)
 {
 	pub *p = arg;
 	bx_history *h = p->srv->history;
 	pthread_mutex_lock(&h->lock);
-	uint64_t id = done_id ? done_id : p->rec ? p->rec->id : p->id;
 	if (err == 0) {
-		if (!h->store.ops->shared)
-			deliver_with_id(h, p->srv, p->channel, p->chlen, p->raw->data, p->raw->len, id);
+		if (!h->store.ops->shared) {
+			deliver_with_id(p->srv, p->channel, p->chlen, p->raw->data, p->raw->len, id);
+			bx_hist_chan *c = chan_get(h, p->channel, p->chlen, id);
+			if (c && c->delivered < id)
+				c->delivered = id;
+		}
 		atomic_fetch_add(&p->srv->stats.publishes, 1);
 	}
 	pthread_mutex_unlock(&h->lock);
@@ -272,13 +265,11 @@ size_t bx_history_bus_deliver(bx_server *srv, const char *channel, size_t chlen,
                               const char *json, size_t len, uint64_t id)
 {
 	bx_history *h = srv->history;
-	if (!h || !bx_history_rule(h, channel, chlen))
-		return 0;
 	pthread_mutex_lock(&h->lock);
 	/* (The engine drops duplicates; ids restart when Redis lost them.) */
 	size_t n = 0;
 	if (!h->closed) {
-		deliver_with_id(h, srv, channel, chlen, json, len, id);
+		deliver_with_id(srv, channel, chlen, json, len, id);
 		n = 1;
 	}
 	pthread_mutex_unlock(&h->lock);
@@ -299,7 +290,6 @@ int bx_history_publish(bx_server *srv, const bx_retain_rule *rule, const char *c
 	bx_msg_ref(p->raw);
 	p->done = done;
 	p->arg = arg;
-	p->id = 0;
 	p->chlen = chlen;
 	memcpy(p->channel, channel, chlen);
 	int64_t now = h->wall();
@@ -311,12 +301,9 @@ int bx_history_publish(bx_server *srv, const bx_retain_rule *rule, const char *c
 	                    .keep = rule->count,
 	                    .min_time_ms = rule->age_ms ? now - rule->age_ms : INT64_MIN};
 	pthread_mutex_lock(&h->lock);
-	p->rec = &rec;
 	int rc =
 	        h->closed ? -BX_ESTATE : h->store.ops->append(h->store.self, &rec, 1, published, p);
 	if (rc == 0) {
-		p->rec = NULL; /* a done still to come reads p->id */
-		p->id = rec.id;
 		/* Until its done, replays read this channel only up to the id
 		 * before: the entry says so (a synchronous done made it). A
 		 * shared store gives the id only to done. */
@@ -343,6 +330,47 @@ typedef struct replay_ctx {
 	uint64_t first;   /* first id queued, 0: none */
 	size_t n;
 } replay_ctx;
+
+/* What a replay of one channel to s starts from: ids up to bound, none
+ * older than the rule's AGE, at most left of them. */
+static replay_ctx replay_start(bx_server *srv, bx_session *s, const bx_retain_rule *rule,
+                               uint64_t bound, size_t left)
+{
+	return (replay_ctx){.srv = srv,
+	                    .s = s,
+	                    .bound = bound,
+	                    .min_time = rule->age_ms ? srv->history->wall() - rule->age_ms
+	                                             : INT64_MIN,
+	                    .left = left};
+}
+
+/* Records a gap when what the client gets next (the first replayed, else
+ * the next live) is not what it asked for. */
+static void note_gap(bx_replay_result *out, const char *ch, size_t len, int64_t value,
+                     bool reset, uint64_t first, uint64_t bound)
+{
+	uint64_t next = first ? first : bound + 1;
+	if (value < 0 || (!reset && next <= (uint64_t)value + 1))
+		return;
+	bx_replay_gap *g = realloc(out->gaps, (out->ngaps + 1) * sizeof *g);
+	if (!g)
+		return;
+	out->gaps = g;
+	g = &out->gaps[out->ngaps++];
+	snprintf(g->channel, sizeof g->channel, "%.*s", (int)len, ch);
+	g->after = (uint64_t)value;
+	g->resumed = next;
+}
+
+/* After the records were visited: counts them and notes a gap. */
+static void replay_end(replay_ctx *x, const char *ch, size_t len, int64_t value, bool reset,
+                       size_t *left, bx_replay_result *out)
+{
+	*left = x->left;
+	out->replayed += x->n;
+	atomic_fetch_add(&x->srv->history->replayed, x->n);
+	note_gap(out, ch, len, value, reset, x->first, x->bound);
+}
 
 static int replay_visit(void *arg, const bx_store_rec *r)
 {
@@ -408,24 +436,6 @@ static int cmp_names(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Records a gap when what the client gets next (the first replayed, else
- * the next live) is not what it asked for. */
-static void note_gap(bx_replay_result *out, const char *ch, size_t len, int64_t value,
-                     bool reset, uint64_t first, uint64_t bound)
-{
-	uint64_t next = first ? first : bound + 1;
-	if (value < 0 || (!reset && next <= (uint64_t)value + 1))
-		return;
-	bx_replay_gap *g = realloc(out->gaps, (out->ngaps + 1) * sizeof *g);
-	if (!g)
-		return;
-	out->gaps = g;
-	g = &out->gaps[out->ngaps++];
-	snprintf(g->channel, sizeof g->channel, "%.*s", (int)len, ch);
-	g->after = (uint64_t)value;
-	g->resumed = next;
-}
-
 /* Replays one retained channel to s. Caller holds h->lock. */
 static void replay_channel(bx_server *srv, bx_session *s, const bx_retain_rule *rule,
                            const char *ch, size_t len, int64_t value, size_t *left,
@@ -444,17 +454,10 @@ static void replay_channel(bx_server *srv, bx_session *s, const bx_retain_rule *
 	bool reset = value >= 0 && after > bound;
 	if (reset)
 		after = 0;
-	replay_ctx x = {.srv = srv,
-	                .s = s,
-	                .bound = bound,
-	                .min_time = rule->age_ms ? h->wall() - rule->age_ms : INT64_MIN,
-	                .left = *left};
+	replay_ctx x = replay_start(srv, s, rule, bound, *left);
 	if (after < bound)
 		h->store.ops->read_after(h->store.self, ch, len, after, 0, replay_visit, &x);
-	*left = x.left;
-	out->replayed += x.n;
-	atomic_fetch_add(&h->replayed, x.n);
-	note_gap(out, ch, len, value, reset, x.first, bound);
+	replay_end(&x, ch, len, value, reset, left, out);
 }
 
 int bx_history_subscribe(bx_server *srv, bx_session *s, const char *pattern, size_t plen,
@@ -608,18 +611,11 @@ static void replayed(void *arg, int err, const bx_store_replayed *chans, size_t 
 			if (!rule || value == BX_REPLAY_NEW ||
 			    !bx_channel_matches(l->pattern, l->len, c->channel, c->chlen))
 				continue;
-			replay_ctx x = {.srv = srv,
-			                .s = l->s,
-			                .bound = c->newest,
-			                .min_time = rule->age_ms ? h->wall() - rule->age_ms : INT64_MIN,
-			                .left = left};
+			replay_ctx x = replay_start(srv, l->s, rule, c->newest, left);
 			for (size_t k = 0; k < c->n && replay_visit(&x, &c->recs[k]) == 0; k++)
 				;
-			left = x.left;
-			out.replayed += x.n;
-			atomic_fetch_add(&h->replayed, x.n);
 			bool reset = value >= 0 && (uint64_t)value > c->newest;
-			note_gap(&out, c->channel, c->chlen, value, reset, x.first, c->newest);
+			replay_end(&x, c->channel, c->chlen, value, reset, &left, &out);
 		}
 	}
 	pthread_mutex_unlock(&h->lock);

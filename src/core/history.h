@@ -138,8 +138,9 @@ void bx_replay_gaps_write(struct bx_buf *o, bx_replay_result *r);
 
 /* A retained message another node published, delivered here through the
  * bus (bus.h) with its replay id from the shared store: queued for every
- * subscriber of channel with ext.replayId. Returns 1 when delivered, 0
- * when channel is not retained here or history is closed. */
+ * subscriber of channel with ext.replayId. The caller checked that channel
+ * is retained here (bx_history_rule). Returns 1 when delivered, 0 when
+ * history is closed. */
 size_t bx_history_bus_deliver(struct bx_server *srv, const char *channel, size_t chlen,
                               const char *json, size_t len, uint64_t id);
 

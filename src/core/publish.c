@@ -17,21 +17,9 @@
 #include "bus.h"
 #include "json.h"
 
-/* Queues m for every local subscriber of channel; returns how many. */
-static size_t deliver_local(bx_server *srv, const char *channel, size_t len, bx_msg *m)
-{
-	bx_sessvec subs = {0};
-	bx_router_match(&srv->router, channel, len, &subs);
-	for (size_t i = 0; i < subs.n; i++)
-		bx_session_deliver(subs.v[i], m);
-	size_t n = subs.n;
-	bx_sessvec_release(&subs);
-	return n;
-}
-
 size_t bx_broadcast(bx_server *srv, const char *channel, size_t len, bx_msg *m)
 {
-	size_t n = deliver_local(srv, channel, len, m);
+	size_t n = bx_router_deliver(&srv->router, channel, len, m);
 	/* The origin delivers locally itself; the other nodes get it once. */
 	if (srv->bus)
 		srv->bus->ops->publish(srv->bus->self, channel, len, m);
@@ -69,7 +57,7 @@ size_t bx_bus_deliver(bx_server *srv, const char *channel, size_t chlen, const c
 	bx_msg *m = bx_msg_new(json, len);
 	if (!m)
 		return 0;
-	size_t n = deliver_local(srv, channel, chlen, m);
+	size_t n = bx_router_deliver(&srv->router, channel, chlen, m);
 	bx_msg_unref(m);
 	return n;
 }

@@ -385,6 +385,17 @@ void bx_router_match(bx_router *r, const char *channel, size_t len, bx_sessvec *
 	}
 }
 
+size_t bx_router_deliver(bx_router *r, const char *channel, size_t len, bx_msg *m)
+{
+	bx_sessvec subs = {0};
+	bx_router_match(r, channel, len, &subs);
+	for (size_t i = 0; i < subs.n; i++)
+		bx_session_deliver(subs.v[i], m);
+	size_t n = subs.n;
+	bx_sessvec_release(&subs);
+	return n;
+}
+
 void bx_sessvec_release(bx_sessvec *v)
 {
 	for (size_t i = 0; i < v->n; i++)

@@ -40,6 +40,10 @@ void bx_router_unsubscribe_all(bx_router *r, bx_session *s);
  * into out (each with a reference; free with bx_sessvec_release). */
 void bx_router_match(bx_router *r, const char *channel, size_t len, bx_sessvec *out);
 void bx_sessvec_release(bx_sessvec *v);
+struct bx_msg;
+/* Queues m for every session subscribed to a pattern matching channel (once
+ * each); returns how many. */
+size_t bx_router_deliver(bx_router *r, const char *channel, size_t len, struct bx_msg *m);
 /* True when no subscription is left and every branch was freed. */
 bool bx_router_is_empty(bx_router *r);
 
