@@ -10,6 +10,7 @@
 # Sanitizer builds: every ASan/UBSan report the daemon writes is a failure.
 set -u
 src=$(cd "$(dirname "$0")/.." && pwd)
+. "$src/tests/lib/node-tests.sh"
 BUILDDIR=${BUILDDIR:-$(pwd)}
 LABEL=${LABEL:-$(basename "$BUILDDIR")}
 out="$BUILDDIR/test-output"
@@ -69,23 +70,10 @@ node_files=${NODE_TESTS:-$(ls "$src"/tests/integration/*.test.mjs "$src"/tests/b
 [ "$node_files" = none ] && node_files="" && echo "node tests: not run (NODE_TESTS=none)"
 if [ -n "$node_files" ]; then
 	log="$out/node-tests.tap"
-	(cd "$src" && node --test --test-reporter=tap --test-timeout=120000 $node_files) >"$log" 2>&1
-	rc=$?
-	np=$(grep -E '^# pass [0-9]+' "$log" | tail -1 | awk '{print $3}')
-	nf=$(grep -E '^# fail [0-9]+' "$log" | tail -1 | awk '{print $3}')
-	if [ -z "$np" ]; then
-		echo "node tests did not finish (exit $rc); see $log"
-		tail -30 "$log"
-		failed=$((failed + 1))
-	else
-		passed=$((passed + np))
-		failed=$((failed + nf))
-		[ "$rc" -ne 0 ] && [ "$nf" -eq 0 ] && failed=$((failed + 1))
-		echo "node tests: $np passed, $nf failed ($log)"
-		if [ "$nf" -gt 0 ]; then
-			grep -E '^\s*not ok' "$log" | head -40
-		fi
-	fi
+	run_node_tests "$src" "$log" 120000 $node_files
+	passed=$((passed + NODE_PASSED))
+	failed=$((failed + NODE_FAILED))
+	echo "node tests: $NODE_PASSED passed, $NODE_FAILED failed ($log)"
 fi
 
 # ---- sanitizer reports from the daemon -----------------------------------------

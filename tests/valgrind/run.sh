@@ -15,6 +15,7 @@
 # and writes "N M" to BUILDDIR/valgrind-counts.
 set -u
 src=$(cd "$(dirname "$0")/../.." && pwd)
+. "$src/tests/lib/node-tests.sh"
 build=$(cd "${1:?usage: tests/valgrind/run.sh BUILDDIR}" && pwd)
 counts="$build/valgrind-counts"
 echo "0 1" >"$counts"
@@ -32,20 +33,11 @@ echo "valgrind: $(echo $files | wc -w) test files, the daemon under memcheck"
 export BAYEUXD="$build/src/bayeuxd"
 export BAYEUXD_WRAPPER="valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --quiet"
 export BAYEUXD_SLOW=10
-(cd "$src" && node --test --test-reporter=tap --test-timeout=300000 $files) >"$log" 2>&1
-rc=$?
-p=$(grep -E '^# pass [0-9]+' "$log" | tail -1 | awk '{print $3}')
-f=$(grep -E '^# fail [0-9]+' "$log" | tail -1 | awk '{print $3}')
-if [ -z "$p" ]; then
-	echo "valgrind: the tests did not finish (exit $rc); see $log"
-	tail -30 "$log"
-	exit 1
-fi
-echo "$p $f" >"$counts"
-echo "valgrind: $p passed, $f failed"
-if [ "$f" -gt 0 ]; then
-	grep -E '^\s*not ok' "$log" | head -20
-	grep -E '==[0-9]+==' "$log" | head -40
+run_node_tests "$src" "$log" 300000 $files
+echo "$NODE_PASSED $NODE_FAILED" >"$counts"
+echo "valgrind: $NODE_PASSED passed, $NODE_FAILED failed"
+if [ "$NODE_FAILED" -gt 0 ]; then
+	grep -E '==[0-9]+==' "$log" | head -40 # valgrind's own report, if that was it
 	exit 1
 fi
 exit 0
