@@ -21,7 +21,7 @@
 struct bx_later {
 	struct bx_gate *g;
 	size_t start, end;    /* the reply written meanwhile: its bytes in the body */
-	bx_buf okpre, errpre; /* {"channel":…,"successful":…,"id":… (+ the echo when ok) */
+	bx_buf okpre, errpre; /* {"channel":…,"successful":true|false,"id":… */
 	bx_buf echo;          /* ,"subscription":… */
 	bx_buf gaps;          /* replayGap members so far */
 	bx_timesync ts;
@@ -186,24 +186,23 @@ static void apply_laters(bx_gate *g, bx_buf *body)
 		if (!l->set || l->start < at || l->end > body->len)
 			continue;
 		bx_buf_append(&out, body->data + at, l->start - at);
+		/* open, [error], echo, ext (gaps and timesync), close */
+		const bx_buf *open = l->err ? &l->errpre : &l->okpre;
+		bx_buf_append(&out, open->data, open->len);
 		if (l->err) {
-			bx_buf_append(&out, l->errpre.data, l->errpre.len);
 			bx_buf_puts(&out, ",\"error\":");
 			bx_buf_json_str(&out, l->err, strlen(l->err));
-			bx_buf_append(&out, l->echo.data, l->echo.len);
-			bx_write_ext(&out, NULL, &l->ts, l->ts.present ? wall : 0);
-		} else {
-			bx_buf_append(&out, l->okpre.data, l->okpre.len);
-			bx_buf ext;
-			bx_buf_init(&ext);
-			if (l->gaps.len) {
-				bx_buf_puts(&ext, "\"replayGap\":{");
-				bx_buf_append(&ext, l->gaps.data, l->gaps.len);
-				bx_buf_putc(&ext, '}');
-			}
-			bx_write_ext(&out, ext.data, &l->ts, l->ts.present ? wall : 0);
-			bx_buf_free(&ext);
 		}
+		bx_buf_append(&out, l->echo.data, l->echo.len);
+		bx_buf ext;
+		bx_buf_init(&ext);
+		if (!l->err && l->gaps.len) {
+			bx_buf_puts(&ext, "\"replayGap\":{");
+			bx_buf_append(&ext, l->gaps.data, l->gaps.len);
+			bx_buf_putc(&ext, '}');
+		}
+		bx_write_ext(&out, ext.data, &l->ts, l->ts.present ? wall : 0);
+		bx_buf_free(&ext);
 		bx_buf_putc(&out, '}');
 		at = l->end;
 	}

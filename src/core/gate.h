@@ -23,8 +23,8 @@ bx_later *bx_gate_later(bx_batch *b);
 /* Starts one deferred subscription of s to pattern for l. */
 void bx_gate_replay(bx_batch *b, bx_later *l, struct bx_session *s, const char *pattern,
                     size_t len, json_object *replay);
-/* The reply written meanwhile is body[start, end). okpre: its text up to
- * the ext, echo included; errpre: the failed form's opening; echo: the
+/* The reply written meanwhile is body[start, end). okpre and errpre: the
+ * opening of its successful and of its failed form; echo: the
  * ,"subscription":… member; gaps: replayGap members known already. The bufs
  * are taken (left empty). */
 void bx_gate_later_set(bx_later *l, size_t start, size_t end, bx_buf *okpre, bx_buf *errpre,

@@ -113,7 +113,6 @@ static void defer_reply(bx_batch *b, bx_in *in, const char *verb, json_object *s
 	b->any = false;
 	b->out = &okpre;
 	bx_reply_open(b, in, verb, true);
-	echo(&okpre, sub);
 	b->out = &errpre;
 	b->any = false; /* (no comma before it either) */
 	bx_reply_open(b, in, verb, false);
